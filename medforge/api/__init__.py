@@ -1,0 +1,1 @@
+"""Shared API plumbing: envelope, problem+json, pagination, request ids, origin guard."""
