@@ -1,0 +1,1 @@
+"""Competitions: datasets, submissions, scoring against hidden holdouts, leaderboards."""

@@ -1,0 +1,1 @@
+"""Operations surface: health, readiness, status, metrics, heartbeats, maintenance mode."""

@@ -1,0 +1,133 @@
+"""Liveness (/healthz) and readiness (/api/ready)."""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+from medforge.api.renderers import make_meta
+
+from . import heartbeat
+
+
+def _json(request, data: dict, status: int = 200) -> JsonResponse:
+    resp = JsonResponse({"data": data, "meta": make_meta(request)}, status=status)
+    resp["Cache-Control"] = "no-store"
+    return resp
+
+
+@require_GET
+def healthz(request):
+    """200 ok; 503 degraded when recovery is on and the reconcile heartbeat is stale."""
+    data: dict = {"status": "ok"}
+    if settings.RECONCILE_ENABLED:
+        limit = 3 * settings.SESSION_POLL_INTERVAL_SECONDS
+        try:
+            age = heartbeat.age_seconds(heartbeat.RECONCILE)
+        except Exception:  # the database is down: liveness still answers, degraded
+            age = None
+        data["reconcile_heartbeat_age_seconds"] = None if age is None else round(age, 1)
+        if age is None or age > limit:
+            data["status"] = "degraded"
+            data["reason"] = (
+                "no reconcile heartbeat yet" if age is None
+                else f"reconcile heartbeat is {age:.0f}s old (limit {limit}s)"
+            )
+            return _json(request, data, status=503)
+    return _json(request, data)
+
+
+def _check(fn) -> dict:
+    start = time.perf_counter()
+    try:
+        detail = fn()
+        ok = True
+    except Exception as exc:  # every failure is reported by name, never raised
+        ok, detail = False, f"{exc.__class__.__name__}: {exc}"[:300]
+    out = {"ok": ok, "ms": round((time.perf_counter() - start) * 1000, 1)}
+    if detail:
+        out["detail"] = detail
+    return out
+
+
+def _database():
+    with connection.cursor() as cur:
+        cur.execute("SELECT 1")
+        cur.fetchone()
+
+
+def _redis():
+    url = settings.REDIS_URL
+    if not url:
+        return "not configured (embedded broker)"
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    client.ping()
+    return None
+
+
+def _broker():
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
+        import os
+
+        os.makedirs(folder, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            raise RuntimeError(f"{folder} is not writable")
+        return "embedded filesystem broker"
+    if url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    return None
+
+
+def _docker():
+    from runtime.factory import get_container_runtime
+
+    if not get_container_runtime().ping():
+        raise RuntimeError("the Docker engine does not answer")
+    return None
+
+
+def _workspaces():
+    from runtime.factory import get_workspace_store
+
+    if not get_workspace_store().ping():
+        raise RuntimeError("the workspace backend is not usable")
+    return None
+
+
+@require_GET
+def ready(request):
+    checks = {
+        "database": _check(_database),
+        "redis": _check(_redis),
+        "broker": _check(_broker),
+        "docker": _check(_docker),
+        "workspaces": _check(_workspaces),
+    }
+    failed = [name for name, c in checks.items() if not c["ok"]]
+    data = {"status": "ready" if not failed else "not_ready", "checks": checks}
+    if failed:
+        resp = JsonResponse(
+            {
+                "type": "https://medforge.dev/problems/not_ready",
+                "title": "Not ready",
+                "status": 503,
+                "detail": "Failing: " + ", ".join(failed),
+                "instance": request.path,
+                "code": "service_unavailable",
+                "request_id": getattr(request, "request_id", None),
+                "failed": failed,
+                "checks": checks,
+            },
+            status=503, content_type="application/problem+json",
+        )
+        return resp
+    return _json(request, data)

@@ -1,0 +1,1 @@
+"""GPU IDE sessions: GPUs, packs, sessions, snapshots; allocation, lifecycle and reconcile."""
