@@ -41,7 +41,7 @@ MEDFORGE_BASE_DOMAIN = env("MEDFORGE_BASE_DOMAIN", default=f"medforge.{DOMAIN}")
 BASE_DOMAIN = MEDFORGE_BASE_DOMAIN
 # How users reach the platform (for links such as "Open IDE"): scheme and the edge's port.
 PUBLIC_SCHEME = env("PUBLIC_SCHEME", default="https" if PRODUCTION else "http")
-PUBLIC_PORT = env.int("PUBLIC_PORT", default=0)  # 0 = the scheme's default port
+PUBLIC_PORT = env.int("PUBLIC_PORT", default=8000 if LOCAL else 0)  # 0 = the scheme's default
 PLATFORM_HOSTS = [
     BASE_DOMAIN,
     f"external.{BASE_DOMAIN}",
