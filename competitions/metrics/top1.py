@@ -1,0 +1,107 @@
+"""Top-1 accuracy over integer class labels (``cifar-100-classification``: labels 0..99).
+
+Labels are integers in ``0 .. num_classes-1``; an integral float such as ``"7.0"`` (what pandas
+writes for a float column) is accepted as 7, anything else is refused at upload.
+Manifest fields read: ``id_column``, ``target_columns`` (exactly one), optional ``num_classes``
+(default 100).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import numpy as np
+
+from .base import (
+    FieldError,
+    LabelTable,
+    ManifestError,
+    Metric,
+    MetricResult,
+    RowFormat,
+    score_labels,
+    single_target,
+)
+
+DEFAULT_NUM_CLASSES = 100
+
+
+def _class_parser(column: str, num_classes: int) -> Any:
+    top = num_classes - 1
+
+    def parse_row(fields: list[str]) -> int:
+        text = fields[1]
+        try:
+            label = int(text)
+        except ValueError:
+            try:
+                as_float = float(text)
+            except ValueError:
+                shown = text.strip()
+                if not shown:
+                    raise FieldError(column, f"{column} is empty; a class 0..{top} is required") from None
+                raise FieldError(column, f"{column} must be an integer class 0..{top}, got {shown!r}") from None
+            if not math.isfinite(as_float) or not as_float.is_integer():
+                raise FieldError(column, f"{column} must be an integer class 0..{top}, got {text.strip()!r}")
+            label = int(as_float)
+        if not 0 <= label <= top:
+            raise FieldError(column, f"{column} {label} is outside the classes 0..{top}", "out_of_range")
+        return label
+
+    return parse_row
+
+
+class Top1Accuracy(Metric):
+    name = "top1_accuracy"
+    version = "top1_accuracy/1"
+    higher_is_better = True
+    description = "Fraction of test images whose predicted class equals the true class."
+
+    def _num_classes(self, manifest: Mapping[str, Any]) -> int:
+        n = manifest.get("num_classes", DEFAULT_NUM_CLASSES)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ManifestError("manifest: 'num_classes' must be a positive integer")
+        return n
+
+    def submission_formats(self, manifest: Mapping[str, Any]) -> tuple[RowFormat, ...]:
+        id_column, target = single_target(manifest, self.name)
+        n = self._num_classes(manifest)
+        return (
+            RowFormat(
+                name="labels",
+                columns=(id_column, target),
+                parse_row=_class_parser(target, n),
+                description=f"one row per test id: {id_column},{target} with {target} an integer 0..{n - 1}",
+            ),
+        )
+
+    def holdout_format(self, manifest: Mapping[str, Any]) -> RowFormat:
+        id_column, target = single_target(manifest, self.name)
+        return RowFormat("labels", (id_column, target), _class_parser(target, self._num_classes(manifest)))
+
+    def build_predictions(self, fmt: RowFormat, ids: list[str], values: list[Any]) -> LabelTable:
+        return LabelTable.from_pairs(ids, values, dtype=np.int64)
+
+    def build_truth(self, ids: list[str], values: list[Any]) -> LabelTable:
+        return LabelTable.from_pairs(ids, values, dtype=np.int64)
+
+    def score(
+        self, truth: LabelTable, predictions: LabelTable, ids: Collection[str] | None = None
+    ) -> MetricResult:
+        return score_labels(truth, predictions, ids)
+
+
+def top1_accuracy_reference(
+    truth: Mapping[str, int], predictions: Mapping[str, int], ids: Collection[str] | None = None
+) -> float:
+    """Straightforward per-row Python top-1 accuracy (the benchmark's yardstick)."""
+    keys = truth.keys() if ids is None else ids
+    correct = 0
+    total = 0
+    for key in keys:
+        total += 1
+        if predictions.get(key) == truth[key]:
+            correct += 1
+    return correct / total
