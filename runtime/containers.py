@@ -353,21 +353,7 @@ class DockerRuntime:
             for name, internal in wanted.items():
                 existing = self._find_network(api, name)
                 if existing is None:
-                    try:
-                        api.create_network(
-                            name,
-                            driver="bridge",
-                            internal=internal,
-                            check_duplicate=True,
-                            labels={LABEL_MANAGED: "true"},
-                        )
-                    except docker.errors.APIError as exc:
-                        # Another worker created it between our list and create: fine.
-                        if exc.status_code != 409:
-                            raise
-                    existing = self._find_network(api, name)
-                    if existing is None:
-                        raise ContainerRuntimeError(f"network {name} vanished right after creation")
+                    existing = self._create_network(api, name, internal)
                 if bool(existing.get("Internal")) != internal:
                     raise NetworkMisconfigured(
                         f"Docker network {name} exists with internal={bool(existing.get('Internal'))}"
@@ -375,12 +361,40 @@ class DockerRuntime:
                     )
         self._networks_ready = True
 
+    def _create_network(self, api: docker.APIClient, name: str, internal: bool) -> dict[str, Any]:
+        try:
+            created = api.create_network(
+                name,
+                driver="bridge",
+                internal=internal,
+                check_duplicate=True,
+                labels={LABEL_MANAGED: "true"},
+            )
+            own_id = created.get("Id")
+        except docker.errors.APIError as exc:
+            # Another worker created it between our list and create: fine.
+            if exc.status_code != 409:
+                raise
+            own_id = None
+        winner = self._find_network(api, name)
+        if winner is None:
+            raise ContainerRuntimeError(f"network {name} vanished right after it was created")
+        if own_id and winner.get("Id") != own_id:
+            # The daemon's duplicate check is best effort: two workers racing can both create
+            # the name. The oldest network wins everywhere; the loser removes its own copy
+            # before anything could attach to it.
+            try:
+                api.remove_network(own_id)
+            except docker.errors.APIError:
+                pass
+        return winner
+
     @staticmethod
     def _find_network(api: docker.APIClient, name: str) -> dict[str, Any] | None:
-        # The daemon's name filter matches substrings, so compare names exactly; if a race
-        # on an old daemon made duplicates, the oldest (first created) wins consistently.
+        # The daemon's name filter matches substrings, so compare names exactly. With
+        # duplicates from a creation race, the oldest (then lowest id) is the one to use.
         matches = [n for n in api.networks(names=[name]) if n.get("Name") == name]
-        matches.sort(key=lambda n: n.get("Created", ""))
+        matches.sort(key=lambda n: (_docker_time_ns(n.get("Created")), n.get("Id", "")))
         return matches[0] if matches else None
 
     # -- building a container -----------------------------------------------------------
@@ -775,6 +789,17 @@ def _parse_docker_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(text).astimezone(timezone.utc)
     except ValueError:
         return None
+
+
+def _docker_time_ns(value: str | None) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 time with up to 9 fraction digits (for
+    ordering: Go trims trailing zeros, so these strings do not sort as text)."""
+    parsed = _parse_docker_time(value)
+    if parsed is None:
+        return 0
+    match = re.search(r"\.(\d+)", value or "")
+    nanos = int((match.group(1) + "000000000")[:9]) if match else 0
+    return int(parsed.replace(microsecond=0).timestamp()) * 1_000_000_000 + nanos
 
 
 def _http_answers(upstream: str, timeout_s: float) -> tuple[bool, str]:
