@@ -22,6 +22,7 @@ api_v2 = [
 urlpatterns = [
     path("healthz", ops_views.healthz, name="healthz"),
     path("api/ready", ops_views.ready, name="ready"),
+    path("metrics", ops_views.metrics, name="metrics"),
     path("api/v2/", include(api_v2)),
     path("admin/", admin.site.urls),
     path("", include("medforge.web.urls")),
