@@ -313,6 +313,14 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Operations: metrics access and multiprocess metrics ------------------------------------
+# /metrics answers loopback and these networks (CIDRs); anyone else needs Bearer METRICS_TOKEN.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Parent of every service's PROMETHEUS_MULTIPROC_DIR (compose: one shared volume); "" = only this
+# process's own PROMETHEUS_MULTIPROC_DIR, or the in-process registry when that is unset too.
+METRICS_MULTIPROC_ROOT = env("METRICS_MULTIPROC_ROOT", default="")
+
 # --- Logging (structured JSON lines; see medforge/logging.py) ------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env("LOG_FORMAT", default="console" if LOCAL else "json")
