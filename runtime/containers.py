@@ -14,9 +14,9 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 import docker
@@ -280,10 +280,7 @@ class DockerRuntime:
         with self._client_lock:
             if self._client is None:
                 kwargs: dict[str, Any]
-                if self.base_url:
-                    kwargs = {"base_url": self.base_url}
-                else:
-                    kwargs = docker.utils.kwargs_from_env()
+                kwargs = {"base_url": self.base_url} if self.base_url else docker.utils.kwargs_from_env()
                 try:
                     self._client = _CountingAPIClient(
                         on_request=self._count,
@@ -383,10 +380,8 @@ class DockerRuntime:
             # The daemon's duplicate check is best effort: two workers racing can both create
             # the name. The oldest network wins everywhere; the loser removes its own copy
             # before anything could attach to it.
-            try:
+            with suppress(docker.errors.APIError):
                 api.remove_network(own_id)
-            except docker.errors.APIError:
-                pass
         return winner
 
     @staticmethod
@@ -462,7 +457,7 @@ class DockerRuntime:
         if self.memory_limit is not None:
             host_config["mem_limit"] = self.memory_limit
         if self.cpu_limit is not None:
-            host_config["nano_cpus"] = int(round(float(self.cpu_limit) * 1e9))
+            host_config["nano_cpus"] = round(float(self.cpu_limit) * 1e9)
         if self.shm_size is not None:
             host_config["shm_size"] = self.shm_size
         if self.log_max_size:
@@ -661,10 +656,8 @@ class DockerRuntime:
         return True
 
     def _remove_quietly(self, ref: str) -> None:
-        try:
+        with suppress(docker.errors.DockerException, requests.exceptions.RequestException):
             self._remove(ref)
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            pass
 
     def list_managed(self) -> list[ContainerInfo]:
         """Every container labelled `medforge.managed=true`, running or not.
@@ -706,7 +699,9 @@ class DockerRuntime:
             status=status,
             labels=labels,
             upstream=upstream,
-            exit_code=int(state["ExitCode"]) if status in ("exited", "dead") and "ExitCode" in state else None,
+            exit_code=(
+                int(state["ExitCode"]) if status in ("exited", "dead") and "ExitCode" in state else None
+            ),
             started_at=_parse_docker_time(state.get("StartedAt")),
         )
 
@@ -786,7 +781,7 @@ def _parse_docker_time(value: str | None) -> datetime | None:
         "+00:00" if zone == "Z" else zone
     )
     try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc)
+        return datetime.fromisoformat(text).astimezone(UTC)
     except ValueError:
         return None
 

@@ -11,7 +11,7 @@ import csv
 import io
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,7 +56,7 @@ def _number(text: str) -> float | None:
 
 
 def _int_or_none(value: float | None) -> int | None:
-    return None if value is None else int(round(value))
+    return None if value is None else round(value)
 
 
 def parse_nvidia_smi_csv(text: str) -> list[tuple[GpuInfo, Telemetry]]:
@@ -146,10 +146,8 @@ class NvmlInventory:
         except pynvml.NVMLError as exc:
             raise GpuDiscoveryError(f"NVML failed while reading GPUs: {exc}") from exc
         finally:
-            try:
+            with suppress(Exception):
                 pynvml.nvmlShutdown()
-            except Exception:
-                pass
 
     @staticmethod
     def _text(value: Any) -> str:
@@ -210,7 +208,9 @@ class StaticInventory:
         gpus = []
         for position, entry in enumerate(entries):
             if "uuid" not in entry or "index" not in entry:
-                raise GpuDiscoveryError(f"GPU_STATIC entry {position} needs at least index and uuid: {dict(entry)!r}")
+                raise GpuDiscoveryError(
+                    f"GPU_STATIC entry {position} needs at least index and uuid: {dict(entry)!r}"
+                )
             memory = entry.get("memory_mb")
             gpus.append(
                 GpuInfo(

@@ -10,6 +10,7 @@ for directories, snapshot full name `<workspace id>@<name>`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,7 +18,7 @@ import subprocess
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -140,7 +141,9 @@ class DirectoryWorkspaces:
 
     backend = "directory"
 
-    def __init__(self, root: str | os.PathLike[str], *, uid: int = WORKSPACE_UID, gid: int = WORKSPACE_GID) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, uid: int = WORKSPACE_UID, gid: int = WORKSPACE_GID
+    ) -> None:
         self.root = Path(root)
         self.uid = uid
         self.gid = gid
@@ -199,7 +202,7 @@ class DirectoryWorkspaces:
         return SnapshotInfo(
             name=name,
             full_name=f"{user}/{session}@{name}",
-            created_at=datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc),
+            created_at=datetime.fromtimestamp(path.stat().st_mtime, tz=UTC),
             size_bytes=_tree_size(path),
         )
 
@@ -286,12 +289,10 @@ class DirectoryWorkspaces:
 
 def _tree_size(path: Path) -> int:
     total = 0
-    for folder, dirs, files in os.walk(path):
+    for folder, _dirs, files in os.walk(path):
         for entry in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(folder, entry)).st_size
-            except OSError:
-                pass
     return total
 
 
@@ -417,11 +418,10 @@ class ZfsWorkspaces:
         full_name = f"{dataset}@{_snapshot_name(name)}"
         argv = [self.zfs_bin, "snapshot", full_name]
         done = self._run(argv)
-        if done.returncode != 0:
-            if "dataset already exists" not in done.stderr:
-                if "does not exist" in done.stderr:
-                    raise WorkspaceNotFound(f"workspace {workspace_id} does not exist: {done.stderr.strip()}")
-                raise ZfsCommandError(argv, done.returncode, done.stderr)
+        if done.returncode != 0 and "dataset already exists" not in done.stderr:
+            if "does not exist" in done.stderr:
+                raise WorkspaceNotFound(f"workspace {workspace_id} does not exist: {done.stderr.strip()}")
+            raise ZfsCommandError(argv, done.returncode, done.stderr)
         rows = self._parse_snapshot_rows(
             self._zfs("list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,used", full_name)
         )
@@ -530,7 +530,7 @@ class ZfsWorkspaces:
                 SnapshotInfo(
                     name=full_name.rpartition("@")[2],
                     full_name=full_name,
-                    created_at=datetime.fromtimestamp(int(creation), tz=timezone.utc),
+                    created_at=datetime.fromtimestamp(int(creation), tz=UTC),
                     size_bytes=int(used),
                 )
             )

@@ -7,6 +7,7 @@ running sessions on the same engine are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -87,12 +88,16 @@ def _is_static_elf(path: Path) -> bool:
 
 
 def _static_busybox(workdir: Path) -> Path:
-    candidates = [os.environ.get("MEDFORGE_TEST_BUSYBOX"), "/bin/busybox", "/usr/bin/busybox", shutil.which("busybox")]
+    candidates = [
+        os.environ.get("MEDFORGE_TEST_BUSYBOX"), "/bin/busybox", "/usr/bin/busybox", shutil.which("busybox")
+    ]
     for candidate in candidates:
         if candidate and _is_static_elf(Path(candidate)):
             return Path(candidate)
     # Debian's busybox-static, unpacked (not installed) so the host stays as it was.
-    done = subprocess.run(["apt-get", "download", "busybox-static"], cwd=workdir, capture_output=True, text=True)
+    done = subprocess.run(
+        ["apt-get", "download", "busybox-static"], cwd=workdir, capture_output=True, text=True
+    )
     debs = list(workdir.glob("busybox-static_*.deb"))
     if done.returncode != 0 or not debs:
         pytest.fail(
@@ -228,10 +233,8 @@ def session_networks(docker_engine: None) -> Iterator[SessionNetworks]:
     try:
         for net in api.networks():
             if net.get("Name", "").startswith(f"medforge-pytest-{networks.run_id}-"):
-                try:
+                with contextlib.suppress(Exception):
                     api.remove_network(net["Id"])
-                except Exception:
-                    pass
     finally:
         api.close()
 

@@ -72,7 +72,8 @@ def test_create_args_follow_the_container_contract() -> None:
     assert hc["cap_drop"] == ["ALL"] and hc["cap_add"] is None
     assert hc["security_opt"] == ["no-new-privileges"]
     assert hc["init"] is True and hc["restart_policy"] == {"Name": "no"}
-    assert (hc["nano_cpus"], hc["mem_limit"], hc["pids_limit"], hc["shm_size"]) == (2_500_000_000, "8g", 512, "1g")
+    limits = (hc["nano_cpus"], hc["mem_limit"], hc["pids_limit"], hc["shm_size"])
+    assert limits == (2_500_000_000, "8g", 512, "1g")
     # gpu_mode="none" (the default): no device request, but the env still names the GPU.
     assert "device_requests" not in hc
     assert hc["port_bindings"] == {8080: ("127.0.0.1",)}
@@ -165,7 +166,9 @@ def test_list_payload_decoding() -> None:
             "Names": ["/mf-session-k7d2qzxa"],
             "State": "running",
             "Status": "Up 3 minutes",
-            "Labels": {"medforge.session_id": "s1", "medforge.exposure": "external", "medforge.managed": "true"},
+            "Labels": {
+                "medforge.session_id": "s1", "medforge.exposure": "external", "medforge.managed": "true"
+            },
             "Ports": [
                 {"IP": "::1", "PrivatePort": 8080, "PublicPort": 40001, "Type": "tcp"},
                 {"IP": "127.0.0.1", "PrivatePort": 8080, "PublicPort": 40000, "Type": "tcp"},
@@ -210,7 +213,7 @@ def test_docker_time_parsing() -> None:
 def test_unreachable_engine_is_runtime_unavailable(tmp_path) -> None:
     runtime = DockerRuntime(base_url=f"unix://{tmp_path}/no-docker.sock", timeout_s=2)
     assert runtime.ping() is False
-    with pytest.raises(RuntimeUnavailable, match="no-docker.sock"):
+    with pytest.raises(RuntimeUnavailable, match=r"no-docker\.sock"):
         runtime.list_managed()
     with pytest.raises(RuntimeUnavailable):
         runtime.stop_and_remove("mf-session-x")

@@ -51,7 +51,9 @@ def runtime(session_networks: SessionNetworks) -> DockerRuntime:
     rt.close()
 
 
-def _spec(image: str, exposure: str = "external", workspace: str | None = None, **extra) -> SessionContainerSpec:
+def _spec(
+    image: str, exposure: str = "external", workspace: str | None = None, **extra
+) -> SessionContainerSpec:
     session_id = f"{TEST_SESSION_PREFIX}{uuid.uuid4()}"
     return SessionContainerSpec(
         session_id=session_id,
@@ -68,8 +70,8 @@ def _spec(image: str, exposure: str = "external", workspace: str | None = None, 
 
 
 def _inspect(kind: str, ref: str) -> dict:
-    out = subprocess.run(["docker", kind, "inspect", ref] if kind != "container" else ["docker", "inspect", ref],
-                         capture_output=True, text=True, check=True)
+    argv = ["docker", "inspect", ref] if kind == "container" else ["docker", kind, "inspect", ref]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)[0]
 
 
@@ -92,8 +94,12 @@ def test_external_session_follows_the_container_contract(
 
     c = _inspect("container", info.id)
     assert c["Name"] == f"/mf-session-{spec.slug}"
+    # Image labels (the pack's own medforge.pack.*) merge in; ours must all be there.
     labels = c["Config"]["Labels"]
-    assert {k: v for k, v in labels.items() if k.startswith("medforge.")} == {
+    ours = {
+        k: v for k, v in labels.items() if k.startswith("medforge.") and not k.startswith("medforge.pack.")
+    }
+    assert ours == {
         "medforge.session_id": spec.session_id,
         "medforge.slug": spec.slug,
         "medforge.user_id": "4242",
@@ -198,7 +204,9 @@ def test_missing_image_is_image_not_found(runtime: DockerRuntime) -> None:
         runtime.run(_spec("medforge-test/no-such-image:never"))
 
 
-def test_missing_workspace_fails_to_start_and_leaves_nothing(runtime: DockerRuntime, session_image: str, tmp_path: Path) -> None:
+def test_missing_workspace_fails_to_start_and_leaves_nothing(
+    runtime: DockerRuntime, session_image: str, tmp_path: Path
+) -> None:
     spec = _spec(session_image, workspace=str(tmp_path / "not-created"))
     with pytest.raises(ContainerStartError):
         runtime.run(spec)

@@ -60,7 +60,8 @@ def test_container_runtime_from_settings(settings_ns: types.SimpleNamespace) -> 
     runtime = factory.get_container_runtime()
     assert (runtime.base_url, runtime.gpu_mode, runtime.publish_mode) == (
         "unix:///run/other-docker.sock", "nvidia", "network")
-    assert (runtime.cpu_limit, runtime.memory_limit, runtime.pids_limit, runtime.shm_size) == (6.0, "32g", 2048, "4g")
+    limits = (runtime.cpu_limit, runtime.memory_limit, runtime.pids_limit, runtime.shm_size)
+    assert limits == (6.0, "32g", 2048, "4g")
     assert runtime.cap_add == ["SYS_PTRACE"]
     assert (runtime.external_network, runtime.internal_network) == ("ext-net", "int-net")
 

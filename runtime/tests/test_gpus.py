@@ -32,7 +32,8 @@ SMI_OUTPUT = (
     "0, GPU-5c3bd7a0-2f1e-4c7e-9d3a-1b2c3d4e5f60, NVIDIA H100 80GB HBM3, 81559, 37, 10234, 41\n"
     "1, GPU-6d4ce8b1-3a2f-4d8f-8e4b-2c3d4e5f6a71, NVIDIA H100 80GB HBM3, 81559, [N/A], 0, 33\r\n"
     "  2 ,GPU-7e5df9c2-4b3a-4e9a-9f5c-3d4e5f6a7b82 ,  NVIDIA A100-SXM4-40GB , 40960 , 0 , 3 , [N/A] \n"
-    "3, GPU-8f6e0ad3-5c4b-4fab-a06d-4e5f6a7b8c93, NVIDIA RTX A6000, [Not Supported], 100, [Unknown Error], 88\n"
+    "3, GPU-8f6e0ad3-5c4b-4fab-a06d-4e5f6a7b8c93, NVIDIA RTX A6000, [Not Supported], 100, "
+    "[Unknown Error], 88\n"
     "\n"
 )
 
@@ -154,7 +155,9 @@ def test_nvml_inventory(monkeypatch: pytest.MonkeyPatch) -> None:
     assert nvml.calls == ["init", "shutdown", "init", "shutdown"]
 
 
-def test_auto_falls_back_to_nvidia_smi_then_fails_clearly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_auto_falls_back_to_nvidia_smi_then_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _fake_pynvml(monkeypatch, fail_init=True)
     (tmp_path / "out.csv").write_text(SMI_OUTPUT)
     smi = NvidiaSmiInventory(binary=_fake_smi(tmp_path, f"cat {tmp_path / 'out.csv'}"))

@@ -102,7 +102,8 @@ def test_create_with_mountpoint_base(fake_zfs: FakeZfs, tmp_path: Path) -> None:
     store = ZfsWorkspaces(ROOT, mountpoint_base=str(tmp_path / "ws"))
     ws = store.create(3, "abc")
     assert ws.host_path == str(tmp_path / "ws" / "3" / "abc")
-    assert ["zfs", "create", "-p", "-o", f"mountpoint={tmp_path / 'ws'}/3/abc", f"{ROOT}/3/abc"] in fake_zfs.calls()
+    expected = ["zfs", "create", "-p", "-o", f"mountpoint={tmp_path / 'ws'}/3/abc", f"{ROOT}/3/abc"]
+    assert expected in fake_zfs.calls()
 
 
 def test_snapshot_list_destroy(fake_zfs: FakeZfs) -> None:
@@ -117,7 +118,8 @@ def test_snapshot_list_destroy(fake_zfs: FakeZfs) -> None:
     assert snap.created_at.tzinfo is not None
     assert fake_zfs.calls() == [
         ["zfs", "snapshot", f"{ws.id}@stop-1700000000000"],
-        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,used", f"{ws.id}@stop-1700000000000"],
+        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,used",
+         f"{ws.id}@stop-1700000000000"],
     ]
 
     # Same name again: no error, same snapshot (a retried stop task).
@@ -128,7 +130,8 @@ def test_snapshot_list_destroy(fake_zfs: FakeZfs) -> None:
     listed = store.list_snapshots(ws.id)
     assert [s.name for s in listed] == ["stop-1700000000000", "death-1700000000001"]
     assert fake_zfs.calls() == [
-        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,used", "-s", "creation", "-r", ws.id],
+        ["zfs", "list", "-H", "-p", "-t", "snapshot", "-o", "name,creation,used",
+         "-s", "creation", "-r", ws.id],
     ]
 
     fake_zfs.clear()
