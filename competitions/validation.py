@@ -21,7 +21,13 @@ from dataclasses import asdict, dataclass, field
 from os import PathLike
 from typing import IO, Any
 
-from competitions.metrics import FieldError, ManifestError, Metric, RowFormat, get_metric
+from competitions.metrics import (
+    FieldError,
+    ManifestError,
+    Metric,
+    RowFormat,
+    get_metric,
+)
 
 DEFAULT_MAX_PROBLEMS = 20
 _EXAMPLES = 5
@@ -98,9 +104,7 @@ class _Problems:
 def _text_lines(source: Iterable[bytes | str]) -> Iterator[str]:
     """Decode a binary file line by line; stop with one problem at the first line that is not
     UTF-8 text. A UTF-8 byte-order mark at the start is dropped."""
-    lineno = 0
-    for raw in source:
-        lineno += 1
+    for lineno, raw in enumerate(source, 1):
         if isinstance(raw, str):
             text = raw
         else:

@@ -36,16 +36,16 @@ def get_metric(name: str | Metric) -> Metric:
 
 
 __all__ = [
+    "METRICS",
+    "THRESHOLDS",
     "BoxTable",
     "FieldError",
     "LabelTable",
-    "METRICS",
     "ManifestError",
     "Metric",
     "MetricResult",
     "RowFormat",
     "ScoringError",
-    "THRESHOLDS",
     "accuracy_reference",
     "get_metric",
     "rsna_map_reference",

@@ -28,6 +28,17 @@ from .base import (
 DEFAULT_NUM_CLASSES = 100
 
 
+def _integral(text: str) -> int | None:
+    """``"7.0"`` -> 7 (pandas writes integer columns holding NaN as floats); otherwise None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or not value.is_integer():
+        return None
+    return int(value)
+
+
 def _class_parser(column: str, num_classes: int) -> Any:
     top = num_classes - 1
 
@@ -36,16 +47,12 @@ def _class_parser(column: str, num_classes: int) -> Any:
         try:
             label = int(text)
         except ValueError:
-            try:
-                as_float = float(text)
-            except ValueError:
+            label = _integral(text)
+            if label is None:
                 shown = text.strip()
                 if not shown:
                     raise FieldError(column, f"{column} is empty; a class 0..{top} is required") from None
                 raise FieldError(column, f"{column} must be an integer class 0..{top}, got {shown!r}") from None
-            if not math.isfinite(as_float) or not as_float.is_integer():
-                raise FieldError(column, f"{column} must be an integer class 0..{top}, got {text.strip()!r}")
-            label = int(as_float)
         if not 0 <= label <= top:
             raise FieldError(column, f"{column} {label} is outside the classes 0..{top}", "out_of_range")
         return label

@@ -253,7 +253,7 @@ image_ids = [f"img{i}" for i in range(8)]
 @st.composite
 def rsna_cases(draw):
     truth = {i: draw(st.lists(plain_box, max_size=4)) for i in image_ids}
-    predicted = draw(st.lists(st.sampled_from(image_ids + ["stray"]), unique=True))
+    predicted = draw(st.lists(st.sampled_from([*image_ids, "stray"]), unique=True))
     predictions = {i: draw(st.lists(scored_box, max_size=6)) for i in predicted}
     subset = draw(st.none() | st.sets(st.sampled_from(image_ids), min_size=1))
     return truth, predictions, subset
