@@ -1,0 +1,186 @@
+"""Sessions API under /api/v2/{external,internal}/: sessions, their events, snapshots, packs;
+and /api/v2/admin/sessions for operators. Thin views: parse, call one service or selector,
+render."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status as http
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from medforge.api.pagination import keyset_page, paginated_response
+from medforge.api.permissions import IsAdmin
+from medforge.api.problems import Problem
+from medforge.api.schema import paginated
+
+from . import selectors, services
+from .models import Exposure, SessionStatus
+from .serializers import (
+    AdminSessionSerializer,
+    CurrentSessionSerializer,
+    PackSerializer,
+    SessionCreateInput,
+    SessionEventSerializer,
+    SessionSerializer,
+    SnapshotRestoreInput,
+    SnapshotSerializer,
+    StopResultSerializer,
+)
+
+TAGS = ["sessions"]
+STATUS_PARAM = OpenApiParameter("status", str, enum=list(SessionStatus.values),
+                                description="Only sessions in this state.")
+
+
+def _surface(request, exposure: str) -> None:
+    """The internal surface is for entitled users (and admins) only."""
+    if exposure == Exposure.INTERNAL and not request.user.may_use_internal:
+        raise Problem("internal_access_required",
+                      "The internal surface needs the internal entitlement.")
+
+
+def _status_filter(request) -> str | None:
+    value = request.query_params.get("status")
+    if value in (None, ""):
+        return None
+    if value not in SessionStatus.values:
+        raise Problem("invalid_filter", f"status must be one of {', '.join(SessionStatus.values)}.",
+                      errors=[{"field": "status", "message": "Unknown status.", "code": "invalid"}])
+    return value
+
+
+def _session_or_404(request, exposure: str, session_id):
+    session = selectors.session_visible(user=request.user, exposure=exposure,
+                                        session_id=session_id)
+    if session is None:
+        raise Problem("session_not_found", "No such session on this surface.")
+    return session
+
+
+class CurrentSessionView(APIView):
+    @extend_schema(responses={200: CurrentSessionSerializer}, tags=TAGS,
+                   summary="Your newest active session on this surface, or null")
+    def get(self, request, exposure):
+        _surface(request, exposure)
+        session = selectors.session_current(user=request.user, exposure=exposure)
+        return Response({"session": SessionSerializer(session).data if session else None})
+
+
+class SessionListView(APIView):
+    @extend_schema(parameters=[STATUS_PARAM], responses={200: paginated(SessionSerializer)},
+                   tags=TAGS, operation_id="sessions_list", summary="Your sessions on this surface, newest first")
+    def get(self, request, exposure):
+        _surface(request, exposure)
+        qs = selectors.sessions_for_user(user=request.user, exposure=exposure,
+                                         status=_status_filter(request))
+        rows, limit, cursor = keyset_page(request, qs, ordering=("-created_at", "-id"))
+        return paginated_response(request, SessionSerializer(rows, many=True).data,
+                                  limit=limit, next_cursor=cursor)
+
+    @extend_schema(request=SessionCreateInput, responses={201: SessionSerializer}, tags=TAGS,
+                   summary="Start a session (allocates a GPU; answers at once in `starting`)")
+    def post(self, request, exposure):
+        _surface(request, exposure)
+        data = SessionCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.session_create(user=request.user, exposure=exposure,
+                                          pack=data.validated_data.get("pack_id"))
+        session = selectors.session_visible(user=request.user, exposure=exposure,
+                                            session_id=session.pk)
+        return Response(SessionSerializer(session).data, status=http.HTTP_201_CREATED)
+
+
+class SessionDetailView(APIView):
+    @extend_schema(responses={200: SessionSerializer}, tags=TAGS, operation_id="sessions_detail")
+    def get(self, request, exposure, session_id):
+        _surface(request, exposure)
+        return Response(SessionSerializer(_session_or_404(request, exposure, session_id)).data)
+
+
+class SessionStopView(APIView):
+    @extend_schema(request=None, responses={202: StopResultSerializer}, tags=TAGS,
+                   summary="Ask the session to stop (the container work happens in the background)")
+    def post(self, request, exposure, session_id):
+        _surface(request, exposure)
+        session = _session_or_404(request, exposure, session_id)
+        session, message = services.session_request_stop(session=session, by=request.user)
+        session = selectors.session_visible(user=request.user, exposure=exposure,
+                                            session_id=session.pk)
+        return Response({"session": SessionSerializer(session).data, "message": message},
+                        status=http.HTTP_202_ACCEPTED)
+
+
+class SessionEventsView(APIView):
+    @extend_schema(responses={200: paginated(SessionEventSerializer)}, tags=TAGS,
+                   summary="The session's lifecycle events, oldest first (poll with the cursor)")
+    def get(self, request, exposure, session_id):
+        _surface(request, exposure)
+        session = _session_or_404(request, exposure, session_id)
+        rows, limit, cursor = keyset_page(request, selectors.session_events(session=session),
+                                          ordering=("id",), default_limit=100)
+        return paginated_response(request, SessionEventSerializer(rows, many=True).data,
+                                  limit=limit, next_cursor=cursor)
+
+
+class SnapshotListView(APIView):
+    @extend_schema(responses={200: paginated(SnapshotSerializer)}, tags=TAGS,
+                   summary="Your workspace snapshots of sessions on this surface")
+    def get(self, request, exposure):
+        _surface(request, exposure)
+        qs = selectors.snapshots_for_user(user=request.user, exposure=exposure)
+        rows, limit, cursor = keyset_page(request, qs, ordering=("-created_at", "-id"))
+        return paginated_response(request, SnapshotSerializer(rows, many=True).data,
+                                  limit=limit, next_cursor=cursor)
+
+
+class SnapshotRestoreView(APIView):
+    @extend_schema(request=SnapshotRestoreInput, responses={201: SessionSerializer}, tags=TAGS,
+                   summary="Start a new session whose workspace is restored from the snapshot")
+    def post(self, request, exposure, snapshot_id):
+        _surface(request, exposure)
+        SnapshotRestoreInput(data=request.data or {}).is_valid(raise_exception=True)
+        snapshot = selectors.snapshot_visible(user=request.user, snapshot_id=snapshot_id,
+                                              exposure=exposure)
+        if snapshot is None:
+            raise Problem("snapshot_not_found", "No such snapshot on this surface.")
+        session = services.session_restore(snapshot=snapshot, by=request.user, exposure=exposure)
+        session = selectors.session_visible(user=request.user, exposure=exposure,
+                                            session_id=session.pk)
+        return Response(SessionSerializer(session).data, status=http.HTTP_201_CREATED)
+
+
+class PackListView(APIView):
+    @extend_schema(responses={200: PackSerializer(many=True)}, tags=TAGS,
+                   summary="Packs (IDE images) offered on this surface")
+    def get(self, request, exposure):
+        _surface(request, exposure)
+        return Response(PackSerializer(selectors.packs_offered(exposure=exposure), many=True).data)
+
+
+class AdminSessionListView(APIView):
+    permission_classes = [IsAdmin]
+
+    @extend_schema(
+        parameters=[STATUS_PARAM,
+                    OpenApiParameter("exposure", str, enum=list(Exposure.values)),
+                    OpenApiParameter("user", int, description="Owner's user id"),
+                    OpenApiParameter("gpu", int, description="GPU index")],
+        responses={200: paginated(AdminSessionSerializer)}, tags=["admin"],
+        summary="All sessions, with filters")
+    def get(self, request):
+        params = request.query_params
+        exposure = params.get("exposure") or None
+        if exposure is not None and exposure not in Exposure.values:
+            raise Problem("invalid_filter", "exposure must be external or internal.")
+        ints = {}
+        for name in ("user", "gpu"):
+            raw = params.get(name)
+            if raw not in (None, ""):
+                if not raw.isdigit():
+                    raise Problem("invalid_filter", f"{name} must be an integer.")
+                ints[name] = int(raw)
+        qs = selectors.sessions_for_admin(status=_status_filter(request), exposure=exposure,
+                                          user_id=ints.get("user"), gpu_index=ints.get("gpu"))
+        rows, limit, cursor = keyset_page(request, qs, ordering=("-created_at", "-id"))
+        return paginated_response(request, AdminSessionSerializer(rows, many=True).data,
+                                  limit=limit, next_cursor=cursor)
