@@ -78,6 +78,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Forward auth (GET /api/v2/auth/session-proxy) is answered here, before anything else:
+    # it is on the hot path of every IDE request and needs none of the middleware below.
+    "routing.middleware.ForwardAuthMiddleware",
     "medforge.api.middleware.RequestIdMiddleware",
     "medforge.ops.middleware.MetricsMiddleware",
     "corsheaders.middleware.CorsMiddleware",

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+"""Routes of the forward-auth endpoint (under /api/v2/)."""
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("auth/session-proxy", views.SessionProxyView.as_view(), name="auth-session-proxy"),
+]
