@@ -45,3 +45,6 @@ FORWARD_AUTH_DECISIONS = Counter(
     "medforge_forward_auth_decisions_total", "Forward-auth answers by status and cache path.",
     ["status", "path"],
 )
+SNAPSHOTS_PRUNED = Counter(
+    "medforge_snapshots_pruned_total", "Snapshots destroyed by the retention policy.",
+)

@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+"""Operations routes under /api/v2/ (/healthz, /api/ready and /metrics live at the root)."""
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("status", api.StatusView.as_view(), name="api-status"),
+]

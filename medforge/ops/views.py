@@ -1,13 +1,17 @@
-"""Liveness (/healthz) and readiness (/api/ready)."""
+"""Liveness (/healthz), readiness (/api/ready) and Prometheus metrics (/metrics)."""
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from medforge.api.clientip import client_ip
 from medforge.api.renderers import make_meta
 
 from . import heartbeat
@@ -131,3 +135,46 @@ def ready(request):
         )
         return resp
     return _json(request, data)
+
+
+def metrics_allowed(request) -> bool:
+    """Loopback and METRICS_ALLOWED_NETWORKS may scrape; anyone else needs
+    `Authorization: Bearer <METRICS_TOKEN>` (when a token is configured).
+
+    The address is the real client's (X-Forwarded-For believed only from the trusted edge),
+    so a request relayed by Caddy from the internet is not mistaken for an internal one.
+    """
+    token = getattr(settings, "METRICS_TOKEN", "") or ""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if token and header.startswith("Bearer ") and hmac.compare_digest(
+            header[7:].strip().encode(), token.encode()):
+        return True
+    try:
+        addr = ipaddress.ip_address(client_ip(request))
+    except ValueError:
+        return False
+    if addr.is_loopback:
+        return True
+    networks = getattr(settings, "METRICS_ALLOWED_NETWORKS", []) or []
+    for spec in networks:
+        try:
+            if addr in ipaddress.ip_network(spec, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+@require_GET
+def metrics(request):
+    """Prometheus text exposition: recorded metrics of every process plus scrape-time gauges."""
+    if not metrics_allowed(request):
+        resp = HttpResponse("metrics are restricted: scrape from an allowed network or send "
+                            "Authorization: Bearer <METRICS_TOKEN>\n",
+                            status=403, content_type="text/plain; charset=utf-8")
+        return resp
+    from .collectors import render_metrics
+
+    resp = HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)
+    resp["Cache-Control"] = "no-store"
+    return resp
