@@ -3,7 +3,7 @@ and /api/v2/admin/sessions for operators. Thin views: parse, call one service or
 render."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +28,16 @@ from .serializers import (
 )
 
 TAGS = ["sessions"]
+SURFACE_403 = OpenApiResponse(description="internal_access_required (internal surface)")
+NOT_FOUND = OpenApiResponse(description="session_not_found")
+CREATE_PROBLEMS = {
+    403: SURFACE_403,
+    404: OpenApiResponse(description="pack_not_found"),
+    409: OpenApiResponse(description="concurrent_session_limit, no_gpus_available, "
+                                     "pack_deprecated"),
+    422: OpenApiResponse(description="validation_error, pack_exposure_mismatch"),
+    503: OpenApiResponse(description="maintenance: new sessions are paused"),
+}
 STATUS_PARAM = OpenApiParameter("status", str, enum=list(SessionStatus.values),
                                 description="Only sessions in this state.")
 
@@ -77,8 +87,8 @@ class SessionListView(APIView):
         return paginated_response(request, SessionSerializer(rows, many=True).data,
                                   limit=limit, next_cursor=cursor)
 
-    @extend_schema(request=SessionCreateInput, responses={201: SessionSerializer}, tags=TAGS,
-                   summary="Start a session (allocates a GPU; answers at once in `starting`)")
+    @extend_schema(request=SessionCreateInput,
+                   responses={201: SessionSerializer, **CREATE_PROBLEMS}, tags=TAGS, summary="Start a session (allocates a GPU; answers at once in `starting`)")
     def post(self, request, exposure):
         _surface(request, exposure)
         data = SessionCreateInput(data=request.data)
@@ -134,8 +144,8 @@ class SnapshotListView(APIView):
 
 
 class SnapshotRestoreView(APIView):
-    @extend_schema(request=SnapshotRestoreInput, responses={201: SessionSerializer}, tags=TAGS,
-                   summary="Start a new session whose workspace is restored from the snapshot")
+    @extend_schema(request=SnapshotRestoreInput,
+                   responses={201: SessionSerializer, **CREATE_PROBLEMS}, tags=TAGS, summary="Start a new session whose workspace is restored from the snapshot")
     def post(self, request, exposure, snapshot_id):
         _surface(request, exposure)
         SnapshotRestoreInput(data=request.data or {}).is_valid(raise_exception=True)
