@@ -65,10 +65,29 @@ class Probe:
                                      allow_redirects=False, **kw)
         except requests.RequestException as exc:
             raise SmokeFailure(f"{method} {target}: {exc.__class__.__name__}: {exc}") from exc
+        self._keep_cookies(resp)
         if resp.status_code not in expect:
             raise SmokeFailure(f"{method} {target} answered {resp.status_code} "
                                f"(expected {'/'.join(map(str, expect))}): {_excerpt(resp)}")
         return resp
+
+    def _keep_cookies(self, resp) -> None:
+        """Send the platform's cookies back whatever host the URL names: the session cookie is
+        scoped to the base domain (a client would drop it when probing by address such as
+        127.0.0.1:8001), and this client talks to one deployment only."""
+        from http.cookies import SimpleCookie
+
+        for header in resp.raw.headers.getlist("Set-Cookie") if resp.raw is not None else []:
+            parsed = SimpleCookie()
+            try:
+                parsed.load(header)
+            except Exception:
+                continue
+            for name, morsel in parsed.items():
+                if morsel["max-age"] in ("0",) or not morsel.value:
+                    self.http.cookies.set(name, None)
+                else:
+                    self.http.cookies.set(name, morsel.value)
 
     def json_data(self, resp) -> Any:
         try:
