@@ -1,0 +1,1 @@
+"""Web UI views, one module per section of the navigation."""
