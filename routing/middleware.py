@@ -73,7 +73,8 @@ def decision_response(request, decision: Decision, request_id: str) -> HttpRespo
 def answer(request) -> HttpResponse:
     """Decide one forward-auth request and record it (metrics, IDE activity)."""
     started = time.perf_counter()
-    request_id = _request_id(request)
+    # Through the routed view RequestIdMiddleware has already chosen one.
+    request_id = getattr(request, "request_id", None) or _request_id(request)
     try:
         decision = forward_auth_decide(
             host=request.META.get("HTTP_HOST"),
