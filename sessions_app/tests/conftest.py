@@ -170,6 +170,7 @@ def local_pack(db, local_image):
 
 @pytest.fixture
 def cleanup_containers(docker_sessions):
+    remove_run_containers()
     yield
     remove_run_containers()
 
