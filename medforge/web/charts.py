@@ -14,7 +14,7 @@ def _fmt(value: float) -> str:
 
 
 def step_chart(points: Sequence[tuple[datetime, float]], *, title: str,
-               width: int = 720, height: int = 260) -> SafeString:
+               until: datetime | None = None, width: int = 720, height: int = 260) -> SafeString:
     """A step line of (time, value) points — e.g. the best score so far over time.
 
     The SVG carries a <title>/<desc> and an aria-label, so a screen reader gets a summary;
@@ -25,7 +25,9 @@ def step_chart(points: Sequence[tuple[datetime, float]], *, title: str,
     pts = sorted(points, key=lambda p: p[0])
     if not pts:
         return mark_safe("")
-    t0, t1 = pts[0][0].timestamp(), pts[-1][0].timestamp()
+    # The last best score holds until `until` (now), so the line runs to the right edge.
+    end = max(until, pts[-1][0]) if until is not None else pts[-1][0]
+    t0, t1 = pts[0][0].timestamp(), end.timestamp()
     if t1 <= t0:
         t1 = t0 + 1
     lo, hi = min(v for _, v in pts), max(v for _, v in pts)
@@ -62,8 +64,9 @@ def step_chart(points: Sequence[tuple[datetime, float]], *, title: str,
     parts.append(f'<line class="axis" x1="{pad_l}" x2="{width - pad_r}" y1="{axis_y}" y2="{axis_y}"/>')
     parts.append(f'<text x="{pad_l}" y="{height - 10}">{escape(pts[0][0].strftime("%Y-%m-%d %H:%M"))}</text>')
     parts.append(f'<text x="{width - pad_r}" y="{height - 10}" text-anchor="end">'
-                 f'{escape(pts[-1][0].strftime("%Y-%m-%d %H:%M"))}</text>')
-    summary = (f"{len(pts)} improvements from {_fmt(pts[0][1])} to {_fmt(pts[-1][1])}")
+                 f'{escape(end.strftime("%Y-%m-%d %H:%M"))}</text>')
+    summary = (f"{len(pts)} leading score{'s' if len(pts) != 1 else ''}, from {_fmt(pts[0][1])} "
+               f"to {_fmt(pts[-1][1])}")
     return mark_safe(
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}: {escape(summary)}" xmlns="http://www.w3.org/2000/svg">'

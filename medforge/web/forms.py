@@ -113,7 +113,7 @@ class SubmissionForm(forms.Form):
                            help_text="UTF-8 CSV with the header shown in the rules.",
                            widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}))
     description = forms.CharField(max_length=500, required=False,
-                                  label="Description (optional)",
+                                  label="Description",
                                   widget=forms.TextInput(attrs={"placeholder": "what changed"}))
 
 

@@ -11,6 +11,15 @@ from django.test import Client
 
 from competitions.models import Competition, Dataset
 
+# Real Docker with the local pack, on networks of this test run (the sessions suite's fixtures;
+# none of them is autouse).
+from sessions_app.tests.conftest import (  # noqa: F401
+    docker_engine,
+    docker_sessions,
+    local_image,
+    run_networks,
+)
+
 HOLDOUT = {"1": "0", "2": "1", "3": "1", "4": "0", "5": "1"}
 EXTERNAL_HOST = settings.BASE_DOMAIN
 INTERNAL_HOST = f"internal.{settings.BASE_DOMAIN}"

@@ -386,3 +386,16 @@ def test_status_page_is_public(browse, admin):
     assert "Platform status" in page and "free" in page
     assert "Users" not in page
     assert "Users" in text(browse(admin).get("/status/"))
+
+
+def test_score_chart_is_an_accessible_step_line_up_to_now():
+    from datetime import UTC, datetime
+
+    from medforge.web.charts import step_chart
+
+    svg = step_chart([(datetime(2026, 1, 2, tzinfo=UTC), 0.9), (datetime(2026, 1, 1, tzinfo=UTC), 0.8)],
+                     title="Best accuracy", until=datetime(2026, 1, 3, tzinfo=UTC))
+    assert svg.startswith('<svg class="chart"') and 'role="img"' in svg
+    assert "2 leading scores, from 0.8 to 0.9" in svg  # sorted by time
+    assert svg.count("<circle") == 2 and "2026-01-03 00:00" in svg
+    assert step_chart([], title="x") == ""

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from competitions import selectors as comp_selectors
@@ -147,7 +148,8 @@ def leaderboard_page(request, slug):
         "competition": competition, "rows": rows, "board": board,
         "private_visible": competition.private_board_visible_to(request.user),
         "page_no": page_no, "has_next": has_next, "history": history,
-        "chart": step_chart(points, title=f"Best {competition.metric} over time"),
+        "chart": step_chart(points, title=f"Best {competition.metric} over time",
+                            until=timezone.now()),
     })
 
 
