@@ -399,3 +399,21 @@ def test_score_chart_is_an_accessible_step_line_up_to_now():
     assert "2 leading scores, from 0.8 to 0.9" in svg  # sorted by time
     assert svg.count("<circle") == 2 and "2026-01-03 00:00" in svg
     assert step_chart([], title="x") == ""
+
+
+def test_unknown_pages_and_expired_forms_get_the_layout_not_a_bare_error(owner, settings):
+    settings.DEBUG = False
+    client = Client(HTTP_HOST=EXTERNAL_HOST)
+    client.force_login(owner)
+    resp = client.get("/no-such-page/")
+    assert resp.status_code == 404 and "Page not found" in text(resp) and "@owner" in text(resp)
+    strict = Client(enforce_csrf_checks=True, HTTP_HOST=EXTERNAL_HOST,
+                    HTTP_ORIGIN=f"http://{EXTERNAL_HOST}")
+    resp = strict.post("/login/", {"email": owner.email, "password": DEFAULT_PASSWORD})
+    assert resp.status_code == 403 and "This form has expired" in text(resp)
+
+
+def test_dashboard_links_internal_sessions_to_the_internal_surface(browse, entitled):
+    session = SessionFactory(owner=entitled, status="running", exposure="internal")
+    page = text(browse(entitled).get("/"))
+    assert f'href="http://{INTERNAL_HOST}/sessions/{session.pk}/"' in page
