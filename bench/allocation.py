@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _django import setup, target_line  # noqa: E402
+from _django import setup, target_line
 
 
 def ensure_connections(needed: int) -> None:
@@ -50,10 +50,8 @@ def main() -> int:
     from rest_framework.test import APIClient
 
     from medforge.accounts.models import User
-    from sessions_app import dispatch
+    from sessions_app import dispatch, services
     from sessions_app.models import ACTIVE_STATUSES, GPU, Pack, Session
-
-    from sessions_app import services
 
     queued: list[str] = []
     dispatch.set_sender(lambda name, sid: queued.append(sid))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -41,7 +42,7 @@ ENV = {
 }
 os.environ.update(ENV)
 
-from _django import setup, target_line  # noqa: E402
+from _django import setup, target_line
 
 
 def build_image() -> str:
@@ -115,7 +116,7 @@ def main() -> int:
     worker_env = {**os.environ, "MEDFORGE_ENV": "test", "LOG_LEVEL": "WARNING",
                   "DB_CONN_MAX_AGE": "60",
                   "DATABASE_URL": f"mysql://root@127.0.0.1:3306/{db['NAME']}"}
-    log = open(Path(WORKSPACES) / "worker.log", "wb")
+    log = open(Path(WORKSPACES) / "worker.log", "wb")  # noqa: SIM115 — the worker writes to it until teardown
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "medforge", "worker", "-Q", "default", "-c", "1",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "WARNING",
@@ -167,7 +168,7 @@ def main() -> int:
             except docker.errors.APIError:
                 pass
         api.close()
-        subprocess.run(["rm", "-rf", WORKSPACES])
+        shutil.rmtree(WORKSPACES, ignore_errors=True)
 
     b, p = statistics.median(bare), statistics.median(platform)
     ratio = p / b

@@ -2,7 +2,7 @@
 directly and tests can observe (or redirect) what would be queued."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 # Tests replace this with a recorder or a sender bound to another broker.
 _sender: Callable[[str, str], None] | None = None

@@ -3,7 +3,7 @@ status, upstream, owner-visible exposure. The forward-auth cache registers here 
 AppConfig.ready(), so sessions_app never imports routing."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _callbacks: list[Callable[[str], None]] = []
 

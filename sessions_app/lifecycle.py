@@ -28,7 +28,14 @@ from runtime.factory import get_container_runtime, get_workspace_store
 from runtime.workspaces import WorkspaceError
 
 from .hooks import session_changed_on_commit
-from .models import TERMINAL_STATUSES, Session, SessionEvent, SessionStatus, Snapshot, SnapshotKind
+from .models import (
+    TERMINAL_STATUSES,
+    Session,
+    SessionEvent,
+    SessionStatus,
+    Snapshot,
+    SnapshotKind,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -225,13 +232,13 @@ def session_stop_run(*, session_id: str) -> str:
     removed = get_container_runtime().stop_and_remove(
         session.container_name, timeout_s=settings.SESSION_STOP_TIMEOUT_SECONDS)
     if _transition(session_id, expect=(SessionStatus.STOPPING,),
-                   event=("container_removed", "Container stopped and removed" if removed
-                          else "Container was already gone")) is None:
+                   event=("container_removed", ("Container stopped and removed" if removed
+                                                else "Container was already gone"))) is None:
         return "skipped (moved on)"
     if not session.workspace_id:
         done = _transition(session_id, expect=(SessionStatus.STOPPING,), to=SessionStatus.STOPPED,
-                           event=("stopped", "Stopped before a workspace existed; nothing to "
-                                             "snapshot"))
+                           event=("stopped",
+                                  "Stopped before a workspace existed; nothing to snapshot"))
         _count_stop(done, "stopped")
         return "stopped" if done else "skipped (moved on)"
     try:

@@ -6,7 +6,15 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from medforge.accounts.models import User
 
-from .models import ACTIVE_STATUSES, GPU, Pack, Session, SessionEvent, SessionStatus, Snapshot
+from .models import (
+    ACTIVE_STATUSES,
+    GPU,
+    Pack,
+    Session,
+    SessionEvent,
+    SessionStatus,
+    Snapshot,
+)
 
 _SESSION_RELATED = ("pack", "gpu")
 

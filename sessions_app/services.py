@@ -90,7 +90,7 @@ def pack_register_local(*, image_id: str) -> Pack:
     if not _IMAGE_ID_RE.match(image_id):
         raise ValueError(f"{image_id!r} is not an image id of the form sha256:<64 hex>")
     with transaction.atomic():
-        pack, created = Pack.objects.select_for_update().get_or_create(
+        pack, _ = Pack.objects.select_for_update().get_or_create(
             slug=LOCAL_PACK_SLUG,
             defaults={"name": "Local stand-in IDE", "image": image_id,
                       "exposure": PackExposure.BOTH, "is_default": True,
@@ -151,7 +151,7 @@ def _allocate(*, user: User, exposure: str, pack: Pack, restored_from: Snapshot 
                                   gpu=gpu.index, pack=pack.slug)
                 session_changed_on_commit(session.slug)
                 session_id = str(session.id)
-                transaction.on_commit(lambda: dispatch.enqueue_start(session_id))
+                transaction.on_commit(lambda sid=session_id: dispatch.enqueue_start(sid))
             log.info("session.created", session_id=session_id, slug=session.slug,
                      user_id=user.pk, gpu=gpu.index, exposure=exposure)
             return session

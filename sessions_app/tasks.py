@@ -13,7 +13,8 @@ from django.conf import settings
 
 from runtime.containers import RuntimeUnavailable
 
-from . import lifecycle, reconcile as reconcile_mod, services
+from . import lifecycle, services
+from . import reconcile as reconcile_mod
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +60,7 @@ def reconcile(force: bool = False) -> dict | None:
     """One reconcile pass (beat every SESSION_POLL_INTERVAL_SECONDS; skipped while backing off)."""
     try:
         report = reconcile_mod.reconcile_run(force=force)
-    except Exception:  # already logged and counted; backoff decides when to try again
+    except Exception:  # noqa: BLE001 — already logged and counted; backoff decides the next try
         return None
     return None if report is None else report.as_dict()
 

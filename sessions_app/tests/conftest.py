@@ -56,7 +56,7 @@ def pack(db):
 
 def _docker_answers() -> bool:
     try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return False
 
@@ -69,7 +69,7 @@ def docker_engine() -> None:
         return
     done = subprocess.run(["bash", str(REPO / "scripts" / "ensure-system.sh")],
                           env={**os.environ, "MEDFORGE_SKIP_BROWSER": "1"},
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, timeout=1200, check=False)
     if done.returncode != 0 or not _docker_answers():
         pytest.fail(f"no Docker engine: ensure-system.sh exit {done.returncode}\n"
                     f"{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
@@ -82,7 +82,7 @@ def local_image(docker_engine) -> str:
     if image.startswith("sha256:"):
         return image
     done = subprocess.run(["bash", str(REPO / "deploy" / "packs" / "local" / "build.sh")],
-                          capture_output=True, text=True, timeout=1800)
+                          capture_output=True, text=True, timeout=1800, check=False)
     lines = [line.strip() for line in done.stdout.splitlines() if line.strip()]
     if done.returncode != 0 or not lines or not lines[-1].startswith("sha256:"):
         pytest.fail(f"deploy/packs/local/build.sh failed:\n{done.stderr[-3000:]}")
@@ -131,7 +131,8 @@ def run_networks(docker_engine):
     """This run's two session networks, removed (with their containers) at the very end."""
     yield EXT_NET, INT_NET
     remove_run_containers()
-    subprocess.run(["docker", "network", "rm", EXT_NET, INT_NET], capture_output=True)
+    subprocess.run(["docker", "network", "rm", EXT_NET, INT_NET], capture_output=True,
+                   check=False)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from medforge.api.testing import SchemaValidator, assert_envelope, assert_problem, schema_validator
+from medforge.api.testing import (
+    SchemaValidator,
+    assert_envelope,
+    assert_problem,
+    schema_validator,
+)
 from medforge.ops.flags import MAINTENANCE, set_flag
 from sessions_app.factories import GPUFactory, PackFactory, SessionFactory
 from sessions_app.models import Session, SessionEvent, Snapshot

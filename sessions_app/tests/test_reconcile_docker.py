@@ -12,12 +12,14 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.utils import timezone
 
-from runtime.containers import DockerRuntime, SessionContainerSpec
+from runtime.containers import (
+    ContainerRuntimeError,
+    DockerRuntime,
+    SessionContainerSpec,
+)
 from runtime.factory import get_workspace_store, override
 from sessions_app import lifecycle, reconcile, services, tasks
 from sessions_app.models import Session, Snapshot
-
-from .conftest import scoped_runtime
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db, pytest.mark.slow]
 
@@ -204,18 +206,18 @@ def test_reconcile_run_beats_backs_off_and_healthz_reports_it(owner, gpus, docke
     broken = DockerRuntime(base_url="unix:///nonexistent/docker.sock", timeout_s=2)
     override(container_runtime=broken)
     try:
-        with pytest.raises(Exception):
+        with pytest.raises(ContainerRuntimeError):
             reconcile.reconcile_run()
         state = reconcile.backoff_state()
         assert state["failures"] == 1
         assert reconcile.reconcile_run() is None  # waiting out the backoff
-        with pytest.raises(Exception):
+        with pytest.raises(ContainerRuntimeError):
             reconcile.reconcile_run(force=True)
         assert reconcile.backoff_state()["failures"] == 2
         # The wait doubles and is capped.
         waits = []
         for _ in range(6):
-            with pytest.raises(Exception):
+            with pytest.raises(ContainerRuntimeError):
                 reconcile.reconcile_run(force=True)
             state = reconcile.backoff_state()
             waits.append(round(state["next_at"] - __import__("time").time()))

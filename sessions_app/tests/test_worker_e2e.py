@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import docker
 import pytest
@@ -47,7 +46,7 @@ def worker(docker_sessions, tmp_path):
         "LOG_LEVEL": "INFO",
     }
     log_path = tmp_path / "worker.log"
-    log = open(log_path, "wb")
+    log = open(log_path, "wb")  # noqa: SIM115 — the worker writes to it until teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "medforge", "worker", "-Q", "default", "-P", "solo",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
