@@ -173,6 +173,17 @@ CELERY_TASK_ROUTES = {"competitions.tasks.*": {"queue": "scoring"}}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat entries are named for their cadence; each expires when the next one is due.
+from sessions_app.beat import beat_schedule as _session_beats  # noqa: E402
+
+CELERY_BEAT_SCHEDULE = {
+    **_session_beats(env.int("SESSION_POLL_INTERVAL_SECONDS", default=30)),
+    "competitions-requeue-stale-scoring-every-minute": {
+        "task": "competitions.tasks.requeue_stale",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+}
 
 # --- Auth, passwords, tokens ----------------------------------------------------------------
 PASSWORD_HASHERS = [
@@ -221,7 +232,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "medforge.api.problems.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "medforge.api.schema.MedforgeAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -236,6 +247,10 @@ SPECTACULAR_SETTINGS = {
         "medforge.api.schema.envelope_postprocessing_hook",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SessionExposureEnum": "sessions_app.models.Exposure",
+        "PackExposureEnum": "sessions_app.models.PackExposure",
+    },
     # Swagger UI assets are served by the platform itself (no CDN: hosts may be offline).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

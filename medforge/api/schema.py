@@ -139,3 +139,28 @@ def paginated_schema(item_schema: dict) -> dict:
         },
         "required": ["data", "meta"],
     }
+
+
+def _is_page(serializer) -> bool:
+    cls = serializer if isinstance(serializer, type) else type(serializer)
+    return cls.__name__.endswith("Page")
+
+
+try:
+    from drf_spectacular.openapi import AutoSchema as _BaseAutoSchema
+except ImportError:  # pragma: no cover
+    _BaseAutoSchema = object
+
+
+class MedforgeAutoSchema(_BaseAutoSchema):
+    """Names paginated GET operations `*_list` (APIViews otherwise all read as `*_retrieve`)."""
+
+    def get_operation_id(self):
+        operation_id = super().get_operation_id()
+        if self.method == "GET" and operation_id.endswith("_retrieve"):
+            responses = self.get_response_serializers()
+            if isinstance(responses, dict):
+                responses = responses.get(200) or responses.get("200")
+            if responses is not None and _is_page(responses):
+                operation_id = operation_id[: -len("_retrieve")] + "_list"
+        return operation_id

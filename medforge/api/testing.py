@@ -57,10 +57,12 @@ class SchemaValidator:
     def __init__(self, schema: dict) -> None:
         self.schema = schema
         self.components = schema.get("components", {}).get("schemas", {})
-        self._routes = [
-            (re.compile("^" + re.sub(r"\{[^}]+\}", r"[^/]+", p) + "$"), p)
-            for p in schema["paths"]
-        ]
+        # Literal segments win over parameters (`/sessions/current` before `/sessions/{id}`).
+        self._routes = sorted(
+            ((re.compile("^" + re.sub(r"\{[^}]+\}", r"[^/]+", p) + "$"), p)
+             for p in schema["paths"]),
+            key=lambda route: route[1].count("{"),
+        )
 
     def template_for(self, path: str) -> str:
         for rx, template in self._routes:
