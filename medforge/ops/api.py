@@ -13,7 +13,7 @@ from .serializers import StatusSerializer
 class StatusView(APIView):
     """Public; a signed-in administrator also gets user and submission counts."""
 
-    permission_classes = [AllowAny]
+    permission_classes = (AllowAny,)
 
     @extend_schema(
         responses=StatusSerializer, auth=[],

@@ -46,7 +46,7 @@ class PlatformStateCollector:
         ):
             try:
                 yield from fn()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one part failing must not empty the scrape
                 log.warning("ops.collector_failed", part=part, error=str(exc)[:200])
                 errors.add_metric([part], 1)
         yield errors

@@ -80,7 +80,7 @@ def gpu_telemetry() -> tuple[dict[str, dict], str | None]:
 
     try:
         return get_gpu_inventory().telemetry() or {}, None
-    except Exception as exc:  # no driver, no NVML: the status page still answers
+    except Exception as exc:  # noqa: BLE001 - no driver, no NVML: the status page still answers
         return {}, f"{exc.__class__.__name__}: {exc}"[:200]
 
 
@@ -131,7 +131,7 @@ def queue_depths() -> dict[str, int | None]:
             per = 1 + len(_REDIS_PRIORITY_STEPS)
             for i, q in enumerate(QUEUES):
                 out[q] = int(sum(sizes[i * per:(i + 1) * per]))
-    except Exception as exc:  # broker down: report unknown depths, never fail the caller
+    except Exception as exc:  # noqa: BLE001 - broker down: report unknown depths, never fail the caller
         log.warning("ops.queue_depths_unavailable", error=str(exc)[:200])
     return out
 
@@ -144,7 +144,7 @@ def storage_usage() -> dict[str, Any]:
         usage = dict(get_workspace_store().usage())
         usage["available"] = True
         return usage
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported on the status page
         return {"available": False, "healthy": False, "health": "UNAVAILABLE",
                 "error": f"{exc.__class__.__name__}: {exc}"[:300]}
 
@@ -216,7 +216,7 @@ def platform_status(*, include_private: bool) -> dict[str, Any]:
     age = None
     try:
         age = heartbeat.age_seconds(heartbeat.RECONCILE)
-    except Exception:  # pragma: no cover - the database answered the queries above
+    except Exception:  # noqa: BLE001, S110 - the database answered the queries above
         pass
     data: dict[str, Any] = {
         "build": {"version": settings.BUILD_VERSION, "commit": settings.BUILD_COMMIT or None},

@@ -49,7 +49,7 @@ def fingerprint(conn, schema: str) -> dict[str, tuple[int, str]]:
 
 
 def script(name: str, *args: str, url: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(REPO / "ops" / name), *args], capture_output=True,
+    return subprocess.run(["bash", str(REPO / "ops" / name), *args], check=False, capture_output=True,
                           text=True, timeout=120,
                           env={**os.environ, "DATABASE_URL": url, "MEDFORGE_RUN": "local", **env})
 

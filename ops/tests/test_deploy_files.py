@@ -51,7 +51,7 @@ def test_compose_has_the_platform_services_with_healthchecks_restart_and_log_rot
 
 def test_no_privileged_service_and_only_the_worker_holds_the_docker_socket(compose):
     text = COMPOSE.read_text()
-    assert not re.search(r"^\s*privileged:\s*true", text, re.M)
+    assert not re.search(r"^\s*privileged:\s*true", text, re.MULTILINE)
     for name, svc in compose["services"].items():
         assert not svc.get("privileged"), name
         assert svc.get("network_mode") != "host", name
@@ -80,7 +80,7 @@ def test_api_image_dockerfile_pins_its_base_and_has_an_entrypoint():
     assert re.search(r"ARG PYTHON_IMAGE=\S+@sha256:[0-9a-f]{64}", dockerfile)
     entrypoint = REPO / "deploy" / "docker" / "entrypoint.sh"
     assert entrypoint.stat().st_mode & 0o111
-    assert subprocess.run(["bash", "-n", str(entrypoint)]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(entrypoint)], check=False).returncode == 0
     assert "PROMETHEUS_MULTIPROC_DIR" in entrypoint.read_text()
 
 
@@ -125,12 +125,12 @@ def test_production_caddyfile_matches_compose_and_the_django_routes(compose):
     assert interpolate(caddy_env["MEDFORGE_APP_UPSTREAM"]) == "api:8000"
     assert "0.0.0.0:8000" in (REPO / "deploy" / "docker" / "gunicorn.conf.py").read_text()
     # forward_auth targets the real Django route; client copies of upstream headers are stripped.
-    uri = re.search(r"forward_auth\s.*?\buri\s+(\S+)", text, re.S).group(1)
+    uri = re.search(r"forward_auth\s.*?\buri\s+(\S+)", text, re.DOTALL).group(1)
     assert resolve(uri).url_name
     for header in re.findall(r"copy_headers\s+(\S+)", text)[0].split(">"):
         assert re.search(rf"request_header\s+-{re.escape(header)}\b", text), header
     # The caddy healthcheck reads the admin endpoint: it must not be turned off.
-    assert not re.search(r"^\s*admin\s+off", text, re.M)
+    assert not re.search(r"^\s*admin\s+off", text, re.MULTILINE)
     assert "2019" in json.dumps(compose["services"]["caddy"]["healthcheck"]["test"])
     mounts = json.dumps(compose["services"]["caddy"]["volumes"])
     assert "../caddy/Caddyfile:/etc/caddy/Caddyfile" in mounts
@@ -142,7 +142,7 @@ def test_env_example_documents_every_setting():
     names |= set(re.findall(r"os\.environ\.get\(\"([A-Z0-9_]+)\"", settings_py))
     assert len(names) > 40
     example = (REPO / "deploy" / "compose" / ".env.example").read_text()
-    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)(?:=|\s)", example, re.M))
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)(?:=|\s)", example, re.MULTILINE))
     assert names - documented == set(), f"undocumented: {sorted(names - documented)}"
     # And every variable compose interpolates is documented too.
     compose_vars = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text()))
@@ -160,11 +160,11 @@ def _promtool() -> str:
 
 
 def test_promtool_accepts_rules_and_config():
-    rules = subprocess.run([_promtool(), "check", "rules", str(ALERTS)], capture_output=True,
+    rules = subprocess.run([_promtool(), "check", "rules", str(ALERTS)], check=False, capture_output=True,
                            text=True)
     assert rules.returncode == 0, rules.stdout + rules.stderr
     config = subprocess.run([_promtool(), "check", "config", str(PROM_CONFIG)],
-                            capture_output=True, text=True)
+                            check=False, capture_output=True, text=True)
     assert config.returncode == 0, config.stdout + config.stderr
 
 
@@ -235,7 +235,8 @@ def test_every_ops_script_parses():
                                          "restore-db.sh", "reconcile.sh", "cleanup.sh",
                                          "snapshots.sh", "validate.sh"}
     for script in scripts:
-        done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        done = subprocess.run(["bash", "-n", str(script)], check=False, capture_output=True,
+                              text=True)
         assert done.returncode == 0, (script.name, done.stderr)
         if script.name != "lib.sh":
             assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
@@ -265,7 +266,7 @@ def test_bootstrap_dry_run_changes_nothing(tmp_path):
     done = subprocess.run(
         ["bash", str(REPO / "ops" / "bootstrap.sh"), "--dry-run", "--no-nvidia",
          "--data-dir", str(tmp_path / "srv"), "--pool", "nosuchpool"],
-        capture_output=True, text=True, timeout=60)
+        check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "+ zfs create -p -o mountpoint=" in done.stdout
     assert not (tmp_path / "srv").exists()

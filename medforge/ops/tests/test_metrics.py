@@ -98,7 +98,7 @@ def test_recorded_events_appear(client):
 
 
 def test_requests_are_counted_by_route_not_raw_path(client):
-    labels = dict(route="healthz", method="GET", status_class="2xx")
+    labels = {"route": "healthz", "method": "GET", "status_class": "2xx"}
     before = value(scrape(client), "medforge_http_request_duration_seconds_count", **labels) or 0
     client.get("/healthz")
     client.get("/healthz")

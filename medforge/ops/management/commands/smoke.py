@@ -40,6 +40,14 @@ class Probe:
             raise CommandError(f"{base_url!r} is not an http(s) URL")
         self.parts = parts
         self.origin = origin or f"{parts.scheme}://{parts.netloc}"
+        # *.localhost names loopback (RFC 6761) and browsers and curl resolve it so, but the
+        # system resolver Python uses often does not: connect to 127.0.0.1, name the host.
+        self.connect_base = self.base
+        self.host_header = None
+        if parts.scheme == "http" and (parts.hostname == "localhost"
+                                       or parts.hostname.endswith(".localhost")):
+            self.connect_base = f"http://127.0.0.1{_port(parts)}{parts.path.rstrip('/')}"
+            self.host_header = parts.netloc
         self.http = requests.Session()
         self.http.verify = verify
         self.http.headers["User-Agent"] = "medforge-smoke/1"
@@ -59,7 +67,9 @@ class Probe:
             headers["Authorization"] = f"Bearer {token}"
         if origin:
             headers["Origin"] = self.origin
-        target = url or f"{self.base}{path}"
+        if url is None and self.host_header:
+            headers.setdefault("Host", self.host_header)
+        target = url or f"{self.connect_base}{path}"
         try:
             resp = self.http.request(method, target, headers=headers, timeout=self.timeout,
                                      allow_redirects=False, **kw)
@@ -81,7 +91,7 @@ class Probe:
             parsed = SimpleCookie()
             try:
                 parsed.load(header)
-            except Exception:
+            except Exception:  # noqa: BLE001, S112 - a malformed cookie is not ours to judge
                 continue
             for name, morsel in parsed.items():
                 if morsel["max-age"] in ("0",) or not morsel.value:
@@ -105,7 +115,7 @@ class Probe:
             ok = True
         except SmokeFailure as exc:
             ok, detail = False, str(exc)
-        except Exception as exc:  # a bug in a probe still ends in the summary, not a traceback
+        except Exception as exc:  # noqa: BLE001 - a bug in a probe still ends in the summary, not a traceback
             ok, detail = False, f"{exc.__class__.__name__}: {exc}"
         ms = (time.perf_counter() - start) * 1000
         text = detail if isinstance(detail, str) else ""
@@ -210,11 +220,16 @@ class Probe:
         if self.parts.scheme == "http":
             # *.localhost and other wildcard names need not resolve here: reach the edge by
             # the base URL's address and name the session host in the Host header.
-            resp = self.request("GET", "/", token=token, headers={"Host": f"{host}{_port(self.parts)}"})
+            resp = self.request("GET", "/", token=token, expect=(200, 301, 302, 303, 307, 308),
+                                headers={"Host": f"{host}{_port(self.parts)}"})
         else:
-            resp = self.request("GET", "/", token=token,
+            resp = self.request("GET", "/", token=token, expect=(200, 301, 302, 303, 307, 308),
                                 url=f"https://{host}{_port(self.parts)}/")
-        return f"{host} answered {resp.status_code}"
+        if "X-Request-Id" in resp.headers:
+            # Django answered the session host itself: no edge in front of this URL.
+            raise SmokeFailure(f"{host} was answered by the platform, not the IDE: is "
+                               f"{self.base} the edge (Caddy)?")
+        return f"{host} answered {resp.status_code} through the edge"
 
     def session_stop(self, exposure: str, token: str, session_id: str, limit: float) -> str:
         self.request("POST", f"/api/v2/{exposure}/sessions/{session_id}/stop", expect=(202,),
