@@ -44,7 +44,7 @@ TAGS = ["competitions"]
 
 
 class CompetitionListView(APIView):
-    @extend_schema(responses={200: paginated(CompetitionSerializer)}, tags=TAGS)
+    @extend_schema(operation_id="competitions_list", responses={200: paginated(CompetitionSerializer)}, tags=TAGS)
     def get(self, request, exposure: str):
         qs = selectors.competitions_for(user=request.user, exposure=exposure)
         rows, limit, cursor = keyset_page(request, qs, ordering=("slug",))
@@ -152,7 +152,7 @@ class MySubmissionsView(APIView):
 
 
 class DatasetListView(APIView):
-    @extend_schema(responses={200: paginated(DatasetSerializer)}, tags=TAGS)
+    @extend_schema(operation_id="datasets_list", responses={200: paginated(DatasetSerializer)}, tags=TAGS)
     def get(self, request, exposure: str):
         qs = selectors.datasets_for(user=request.user, exposure=exposure).prefetch_related("competitions")
         rows, limit, cursor = keyset_page(request, qs, ordering=("slug",))
@@ -167,7 +167,8 @@ class DatasetDetailView(APIView):
 
 
 class DatasetFilesView(APIView):
-    @extend_schema(responses={200: paginated(DatasetFileSerializer)}, tags=TAGS)
+    @extend_schema(operation_id="datasets_files_list", responses={200: paginated(DatasetFileSerializer)},
+                   tags=TAGS)
     def get(self, request, exposure: str, slug: str):
         dataset = selectors.dataset_detail(user=request.user, exposure=exposure, slug=slug)
         files = selectors.dataset_files(dataset=dataset)

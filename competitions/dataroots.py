@@ -61,6 +61,12 @@ def submission_dir(competition_slug: str, user_id: int) -> Path:
     return _root("SUBMISSIONS_DIR") / competition_slug / str(user_id)
 
 
+def submission_file(submission) -> Path:
+    """Where a submission's stored file is: ``file_path`` is relative to SUBMISSIONS_DIR, so
+    the volume can move without rewriting rows."""
+    return _root("SUBMISSIONS_DIR") / submission.file_path
+
+
 # --- the start-up check ---------------------------------------------------------------------
 
 

@@ -211,7 +211,7 @@ def seed_competitions(*, report: Callable[[str], None] = lambda _: None, write_d
     for spec in SEEDS:
         slug = spec["slug"]
         with transaction.atomic():
-            dataset, created = Dataset.objects.get_or_create(
+            dataset, _ = Dataset.objects.get_or_create(
                 slug=slug, defaults={"title": spec["dataset_title"], "exposure": Exposure.EXTERNAL,
                                      "description": f"Data of the {spec['title']} competition."},
             )

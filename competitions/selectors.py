@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from competitions.dataroots import (
     MANIFEST_NAME,
@@ -27,6 +27,7 @@ from competitions.models import (
     Dataset,
     LeaderboardEntry,
     Submission,
+    SubmissionStatus,
 )
 from competitions.services import submissions_today
 from medforge.api.problems import Problem
@@ -196,6 +197,15 @@ def submission_detail(*, user, competition: Competition, submission_id: int) -> 
     if sub is None:
         raise Problem("submission_not_found", f"There is no submission {submission_id} of yours in {competition.slug}.")
     return sub
+
+
+def submission_status_counts() -> dict[str, int]:
+    """Submissions by status over all competitions (for /metrics and the status page); every
+    status is present, zero included. One grouped query over the (status, …) index."""
+    counts = dict.fromkeys(SubmissionStatus.values, 0)
+    for status, n in Submission.objects.order_by().values_list("status").annotate(n=Count("id")):
+        counts[status] = n
+    return counts
 
 
 # --- datasets -------------------------------------------------------------------------------

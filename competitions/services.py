@@ -27,6 +27,7 @@ from competitions.dataroots import (
     EvaluationUnavailable,
     load_evaluation,
     submission_dir,
+    submission_file,
 )
 from competitions.metrics import ScoringError
 from competitions.models import (
@@ -216,7 +217,7 @@ def submission_create(*, user, competition: Competition, upload, description: st
             )
             final = directory / f"{submission.pk}.csv"
             os.replace(spool.path, final)
-            submission.file_path = str(final)
+            submission.file_path = final.relative_to(settings.SUBMISSIONS_DIR).as_posix()
             submission.save(update_fields=["file_path"])
             transaction.on_commit(lambda: _enqueue_scoring(submission.pk))
         final = None  # committed: the stored file is the submission's now
@@ -261,7 +262,7 @@ class ScoreRun:
     manifest_sha256: str
 
 
-def _hashed_lines(path: str, digest) -> Iterator[bytes]:
+def _hashed_lines(path: Path, digest) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         for line in handle:
             digest.update(line)
@@ -281,7 +282,7 @@ def compute_score(submission: Submission) -> ScoreRun:
         raise ScoringFailed(f"the competition cannot be scored right now: {exc.public_message}") from None
     digest = hashlib.sha256()
     try:
-        lines = _hashed_lines(submission.file_path, digest)
+        lines = _hashed_lines(submission_file(submission), digest)
         result = validate_submission(lines, evaluation.manifest, evaluation.metric, evaluation.holdout_ids)
         for _ in lines:
             pass

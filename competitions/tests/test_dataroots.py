@@ -14,7 +14,12 @@ import pytest
 from django.conf import settings as django_settings
 from django.core import checks
 
-from competitions.dataroots import EvaluationUnavailable, data_root_problems, load_evaluation, manifest_path
+from competitions.dataroots import (
+    EvaluationUnavailable,
+    data_root_problems,
+    load_evaluation,
+    manifest_path,
+)
 from competitions.models import Competition, Dataset, render_markdown
 from competitions.seeding import CIFAR, RSNA, TITANIC, seed_competitions
 from competitions.tests.helpers import holdout_rows
@@ -38,8 +43,8 @@ def test_equal_nested_and_symlinked_roots_are_refused(tmp_path):
     equal = data_root_problems({**base, "TEST_HOLDOUTS_DIR": base["TRAINING_DATA_ROOT"]})
     assert any("same directory" in p for p in equal)
     nested = data_root_problems({**base, "TEST_HOLDOUTS_DIR": base["TRAINING_DATA_ROOT"] + "/holdouts"})
-    assert nested == [f"TEST_HOLDOUTS_DIR ({tmp_path}/training_data_root/holdouts) lies inside "
-                      f"TRAINING_DATA_ROOT ({tmp_path}/training_data_root)"]
+    assert nested == [(f"TEST_HOLDOUTS_DIR ({tmp_path}/training_data_root/holdouts) lies inside "
+                       f"TRAINING_DATA_ROOT ({tmp_path}/training_data_root)")]
     parent = data_root_problems({**base, "TRAINING_DATA_ROOT": str(tmp_path)})
     assert len(parent) == 3  # every other root lies inside it
     # a symlink that makes the training root reach into the holdouts

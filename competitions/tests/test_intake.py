@@ -57,6 +57,7 @@ def test_valid_upload_is_stored_hashed_queued_and_then_scored(seeded, data_roots
     stored = Path(data_roots["SUBMISSIONS_DIR"]) / TITANIC / str(owner.pk) / f"{body['id']}.csv"
     assert stored.read_bytes() == data
     assert stored_files(data_roots) == [stored]  # no spool file left behind
+    assert Submission.objects.get().file_path == f"{TITANIC}/{owner.pk}/{body['id']}.csv"
 
     # The commit queued the task; in eager mode it has scored the submission already.
     resp = client.get(f"/api/v2/external/competitions/{TITANIC}/submissions/me")

@@ -8,15 +8,14 @@ import multiprocessing
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connections
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from competitions import services, tasks
-from competitions.dataroots import holdout_path
+from competitions import selectors, services, tasks
+from competitions.dataroots import holdout_path, submission_file
 from competitions.models import Competition, Score, Submission, SubmissionStatus
 from competitions.seeding import CIFAR, TITANIC, seed_competitions
 from competitions.tests.helpers import holdout_rows, titanic_csv, upload
@@ -125,7 +124,7 @@ def test_missing_holdout_fails_clearly_and_a_rescore_recovers(titanic, owner, ad
 
 def test_a_stored_file_changed_after_upload_is_not_scored(titanic, owner):
     sub = submit(owner, titanic, titanic_csv())
-    Path(sub.file_path).write_bytes(titanic_csv(correct=0))
+    submission_file(sub).write_bytes(titanic_csv(correct=0))
     assert services.submission_score(submission_id=sub.pk) == "failed"
     sub.refresh_from_db()
     assert "checksum" in sub.error and not Score.objects.filter(submission=sub).exists()
@@ -246,3 +245,4 @@ def test_other_users_are_unaffected_by_a_rescore(titanic, owner, stranger, admin
     services.submission_score(submission_id=b.pk)
     assert Score.objects.filter(submission=a).count() == 1
     assert Score.objects.filter(official_for__isnull=False).count() == 2
+    assert selectors.submission_status_counts() == {"queued": 0, "scoring": 0, "scored": 2, "failed": 0}
