@@ -127,3 +127,37 @@ def test_unreachable_broker_and_store_degrade_but_status_answers(anon_client, se
     assert data["queues"] == {"default": None, "scoring": None}
     assert data["storage"]["available"] is False and data["storage"]["healthy"] is False
     assert "zfs" in data["storage"]["error"]
+
+
+class FakeNvml:
+    """A stand-in for NVML (no NVIDIA GPU on the test machine): fixed telemetry by uuid."""
+
+    def discover(self):
+        return []
+
+    def telemetry(self):
+        return {"GPU-ops-0001": {"utilization_pct": 87.0, "memory_used_mb": 2048,
+                                 "temperature_c": 61.0}}
+
+
+def test_nvml_figures_appear_where_the_inventory_offers_them(anon_client, client, gpus):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from runtime import factory
+
+    factory.override(gpu_inventory=FakeNvml())
+    try:
+        resp = anon_client.get(URL)
+        metrics_text = client.get("/metrics").content.decode()
+    finally:
+        factory.reset()
+    data = assert_envelope(resp)
+    schema_validator().validate("GET", URL, resp)
+    devices = {d["index"]: d for d in data["gpus"]["devices"]}
+    assert data["gpus"]["telemetry_available"] is True
+    assert devices[1]["utilization_pct"] == 87.0 and devices[1]["memory_used_mb"] == 2048
+    assert devices[0]["utilization_pct"] is None
+    samples = {(s.name, s.labels.get("index")): s.value
+               for f in text_string_to_metric_families(metrics_text) for s in f.samples}
+    assert samples[("medforge_gpu_utilization_percent", "1")] == 87.0
+    assert samples[("medforge_gpu_memory_used_bytes", "1")] == 2048 * 1024 * 1024
