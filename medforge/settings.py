@@ -286,6 +286,7 @@ SESSION_CAP_ADD = env.list("SESSION_CAP_ADD", default=[])
 SESSION_EXTERNAL_NETWORK = env("SESSION_EXTERNAL_NETWORK", default="medforge-external-sessions")
 SESSION_INTERNAL_NETWORK = env("SESSION_INTERNAL_NETWORK", default="medforge-internal-sessions")
 DOCKER_BASE_URL = env("DOCKER_BASE_URL", default=None)
+DOCKER_TIMEOUT_SECONDS = env.float("DOCKER_TIMEOUT_SECONDS", default=30.0)
 # The pack the run command and the tests build locally (deploy/packs/local/build.sh).
 LOCAL_PACK_IMAGE = env("LOCAL_PACK_IMAGE", default="medforge/pack-local:dev")
 DEFAULT_PACK_IMAGE = env("DEFAULT_PACK_IMAGE", default="")
@@ -295,6 +296,9 @@ WORKSPACE_BACKEND = env("WORKSPACE_BACKEND", default="zfs" if PRODUCTION else "d
 WORKSPACE_ROOT = env("WORKSPACE_ROOT", default=str(VAR_DIR / "workspaces"))
 WORKSPACE_ZFS_ROOT = env("WORKSPACE_ZFS_ROOT", default="tank/medforge/workspaces")
 WORKSPACE_ZFS_QUOTA = env("WORKSPACE_ZFS_QUOTA", default=None)
+WORKSPACE_ZFS_MOUNTPOINT_BASE = env("WORKSPACE_ZFS_MOUNTPOINT_BASE", default=None)
+WORKSPACE_ZFS_BIN = env("WORKSPACE_ZFS_BIN", default="zfs")
+WORKSPACE_ZPOOL_BIN = env("WORKSPACE_ZPOOL_BIN", default="zpool")
 SNAPSHOT_KEEP_PER_USER = env.int("SNAPSHOT_KEEP_PER_USER", default=10)
 SNAPSHOT_KEEP_DAYS = env.int("SNAPSHOT_KEEP_DAYS", default=14)
 

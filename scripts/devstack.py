@@ -8,6 +8,7 @@ process on Ctrl-C (or when any one of them dies).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def env() -> dict:
         MEDFORGE_EDGE_PORT=str(EDGE_PORT),
         MEDFORGE_APP_UPSTREAM=f"127.0.0.1:{APP_PORT}",
         PYTHONUNBUFFERED="1",
+        METRICS_MULTIPROC_ROOT=str(ROOT / "var" / "metrics"),
     )
     e.setdefault("RECONCILE_ENABLED", "true")
     e.setdefault("SESSION_POLL_INTERVAL_SECONDS", "15")
@@ -49,7 +51,9 @@ def prepare() -> str:
     out = subprocess.run(["bash", "deploy/packs/local/build.sh"], cwd=ROOT, check=True,
                          capture_output=True, text=True)
     image_id = out.stdout.strip().splitlines()[-1]
-    (ROOT / "var").mkdir(exist_ok=True)
+    # The embedded filesystem broker needs its folders before worker and beat start.
+    for sub in ("celery/queue", "celery/processed", "metrics"):
+        (ROOT / "var" / sub).mkdir(parents=True, exist_ok=True)
     manage("migrate", "--noinput")
     manage("gpus", "sync")
     manage("packs", "register-local", "--image-id", image_id)
@@ -60,7 +64,12 @@ def prepare() -> str:
 
 def start(procs: list, name: str, cmd: list[str]) -> None:
     print(f"==> starting {name}: {' '.join(cmd)}", flush=True)
-    procs.append((name, subprocess.Popen(cmd, cwd=ROOT, env=env(), start_new_session=True)))
+    # Each process family writes its own Prometheus multiprocess files; /metrics merges them.
+    metrics_dir = ROOT / "var" / "metrics" / name
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    proc_env = env() | {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    procs.append((name, subprocess.Popen(cmd, cwd=ROOT, env=proc_env, start_new_session=True)))
 
 
 def stop_all(procs: list) -> None:

@@ -4,7 +4,8 @@
 # and Redis on 127.0.0.1:6379. Idempotent and cheap when everything is already there; safe to
 # call from two processes at once (the test command and the run command may race).
 #
-#   MEDFORGE_SKIP_BROWSER=1   do not install chromium / chromium-driver
+#   MEDFORGE_SKIP_BROWSER=1   do not install the test-only tools (chromium, chromium-driver,
+#                             promtool); the run command sets it
 #   MEDFORGE_WAIT_SECONDS=30  how long to wait for each daemon to answer
 #
 # No systemd runs on these machines, so daemons are started directly and detached.
@@ -62,6 +63,8 @@ need_pkg redis-server redis-server redis-cli
 if [ "${MEDFORGE_SKIP_BROWSER:-0}" != "1" ]; then
     need_pkg chromium chromium
     need_pkg chromium-driver chromedriver
+    # promtool (Debian's prometheus package) checks deploy/prometheus in the test suite.
+    need_pkg prometheus promtool
 fi
 
 if [ "${#want[@]}" -gt 0 ]; then

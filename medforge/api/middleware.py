@@ -36,7 +36,11 @@ class RequestIdMiddleware:
             request_id=request_id,
             correlation_id=request.META.get("HTTP_X_CORRELATION_ID", request_id)[:128],
         )
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            # Later work on this thread must not log under this request's ids.
+            structlog.contextvars.clear_contextvars()
         response["X-Request-Id"] = request_id
         return response
 
