@@ -44,6 +44,9 @@ def test_task_runs_on_the_scoring_queue_with_acks_late_and_the_time_limit(settin
     assert tasks.score_submission.acks_late is True
     assert tasks.score_submission.soft_time_limit == settings.SCORING_TIME_LIMIT_SECONDS
     assert celery_app.amqp.router.route({}, "competitions.tasks.requeue_stale")["queue"].name == "scoring"
+    # beat runs the recovery pass often enough that a killed worker's submission is not stuck
+    [entry] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "competitions.tasks.requeue_stale"]
+    assert entry["schedule"] <= 300
 
 
 def test_scoring_is_idempotent_and_records_duration(titanic, owner):
