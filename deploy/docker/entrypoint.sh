@@ -35,11 +35,14 @@ case "$role" in
         if [ "${MEDFORGE_MIGRATE_ON_START:-1}" = "1" ]; then
             python manage.py migrate --noinput
         fi
+        # gunicorn runs no Django system checks: refuse to serve with overlapping data roots.
+        python manage.py check --fail-level ERROR
         exec gunicorn medforge.wsgi:application -c /app/deploy/docker/gunicorn.conf.py "$@"
         ;;
     worker)
         reset_metrics_dir
         wait_for_db
+        python manage.py check --fail-level ERROR
         exec celery -A medforge worker --loglevel "${LOG_LEVEL:-INFO}" \
             --queues "${CELERY_WORKER_QUEUES:-default,scoring}" \
             --concurrency "${CELERY_WORKER_CONCURRENCY:-4}" \

@@ -311,6 +311,27 @@ def test_invalid_csv_shows_line_numbered_errors_and_is_not_counted(browse, owner
     assert re.search(r'data-testid="remaining-today"><strong>3<', page)
 
 
+def test_oversized_upload_is_refused_before_it_is_stored(browse, owner, titanic, settings):
+    settings.SUBMISSION_UPLOAD_MAX_BYTES = 2048
+    big = b"PassengerId,Survived\n" + b"".join(b"%d,0\n" % i for i in range(100000))
+    resp = browse(owner).post(f"/competitions/{titanic.slug}/submit",
+                              {"file": SimpleUploadedFile("p.csv", big, "text/csv")})
+    assert resp.status_code == 413
+    assert "larger than the" in text(resp)
+    assert Submission.objects.count() == 0
+    assert re.search(r'data-testid="remaining-today"><strong>3<', text(resp))
+
+
+def test_submit_form_still_needs_its_csrf_token(owner, titanic):
+    client = Client(enforce_csrf_checks=True, HTTP_HOST=EXTERNAL_HOST,
+                    HTTP_ORIGIN=f"http://{EXTERNAL_HOST}")
+    client.force_login(owner)
+    resp = client.post(f"/competitions/{titanic.slug}/submit",
+                       {"file": SimpleUploadedFile("p.csv", csv_bytes(HOLDOUT), "text/csv")})
+    assert resp.status_code == 403
+    assert Submission.objects.count() == 0
+
+
 def test_valid_csv_is_queued_then_scored_and_ranked(browse, owner, titanic, monkeypatch):
     from competitions import tasks
 

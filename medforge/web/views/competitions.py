@@ -3,16 +3,19 @@ files, the submit form with line-numbered validation errors, my submissions (liv
 scored) and the leaderboard with a best-score-over-time chart."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from competitions import selectors as comp_selectors
 from competitions import services as comp_services
 from competitions.models import Board, Competition, SubmissionStatus
+from competitions.uploads import install_upload_cap, upload_cap_exceeded
 from medforge.api.problems import Problem
 
 from ..charts import step_chart
@@ -62,14 +65,31 @@ def competition_detail(request, slug):
     })
 
 
-@member_page
+@csrf_exempt  # CSRF is checked by _submission_form, after the upload cap is in place
 @require_http_methods(["GET", "POST"])
 def submission_new(request, slug):
+    # The capped handler must be installed before anything parses the body (CSRF would).
+    if request.method == "POST":
+        install_upload_cap(request)
+    return _submission_form(request, slug)
+
+
+@member_page
+@csrf_protect
+def _submission_form(request, slug):
     competition = _competition(request, slug)
     form = SubmissionForm(request.POST or None, request.FILES or None)
     problems: list[dict] = []
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and upload_cap_exceeded(request):
+        form = SubmissionForm(request.POST, {})
+        form.is_valid()  # binds cleaned_data; the file's own "required" error is replaced below
+        form.errors.pop("file", None)
+        cap_mib = settings.SUBMISSION_UPLOAD_MAX_BYTES / (1024 * 1024)
+        form.add_error("file", f"The file is larger than the {cap_mib:g} MiB limit; it was not "
+                               "accepted and does not count against today's cap.")
+        status = 413
+    elif request.method == "POST":
         if form.is_valid():
             try:
                 submission = comp_services.submission_create(
