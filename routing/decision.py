@@ -25,11 +25,13 @@ class Decision(NamedTuple):
 
 
 class _Cold:
-    """Counts database trips during one decision (for the hit/miss metric)."""
+    """Per-decision state: the cache epoch it started with, and whether it needed the
+    database (for the hit/miss metric)."""
 
-    __slots__ = ("hit",)
+    __slots__ = ("epoch", "hit")
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: int | None) -> None:
+        self.epoch = epoch
         self.hit = True
 
 
@@ -63,7 +65,7 @@ def _token_from_db(secret: str, key: str, state: _Cold) -> tuple[tuple | None, t
         if not ApiToken.objects.filter(
             token_hash=key.removeprefix("fa:t:"), revoked_at__isnull=True, user__is_active=False
         ).exists():
-            cache.fill(key, cache.NEGATIVE, cache.negative_seconds())
+            cache.fill(key, cache.NEGATIVE, cache.negative_seconds(), state.epoch)
         return None, None
     user = token.user
     seconds = cache.credential_seconds()
@@ -72,8 +74,8 @@ def _token_from_db(secret: str, key: str, state: _Cold) -> tuple[tuple | None, t
         expires_ts = token.expires_at.timestamp()
         seconds = min(seconds, expires_ts - time.time())
     entry = ("t", user.pk, expires_ts)
-    cache.fill(key, entry, seconds)
-    return entry, _fill_user(user)
+    cache.fill(key, entry, seconds, state.epoch)
+    return entry, _fill_user(user, state)
 
 
 def _session_user(store):
@@ -122,20 +124,22 @@ def _cookie_from_db(session_key: str, key: str, state: _Cold) -> tuple[tuple | N
             # Unknown, expired or anonymous: Django never promotes such a key to a signed-in
             # one (login cycles it), so the refusal can be remembered. A session of a
             # deactivated user is not remembered: reactivation must work at once.
-            cache.fill(key, cache.NEGATIVE, cache.negative_seconds())
+            cache.fill(key, cache.NEGATIVE, cache.negative_seconds(), state.epoch)
         return None, None
     entry = ("c", user.pk, user.auth_version)
-    cache.fill(key, entry, min(cache.credential_seconds(), store.get_expiry_age()))
-    return entry, _fill_user(user)
+    seconds = min(cache.credential_seconds(), store.get_expiry_age())
+    cache.fill(key, entry, seconds, state.epoch)
+    return entry, _fill_user(user, state)
 
 
 def _user_facts(user) -> tuple:
-    return (user.auth_version, user.is_active, user.is_staff, user.is_staff or user.can_use_internal)
+    return (user.auth_version, user.is_active, user.is_staff,
+            user.is_staff or user.can_use_internal)
 
 
-def _fill_user(user) -> tuple:
+def _fill_user(user, state: _Cold) -> tuple:
     facts = _user_facts(user)
-    cache.fill(cache.user_key(user.pk), facts, cache.credential_seconds())
+    cache.fill(cache.user_key(user.pk), facts, cache.credential_seconds(), state.epoch)
     return facts
 
 
@@ -151,7 +155,7 @@ def _user_from_db(user_id: int, state: _Cold) -> tuple | None:
     if row is None:
         return None
     facts = (row[0], row[1], row[2], row[2] or row[3])
-    cache.fill(cache.user_key(user_id), facts, cache.credential_seconds())
+    cache.fill(cache.user_key(user_id), facts, cache.credential_seconds(), state.epoch)
     return facts
 
 
@@ -168,7 +172,7 @@ def _session_from_db(slug: str, state: _Cold) -> tuple:
         entry = cache.NOT_ROUTABLE
     else:
         entry = (row[1], row[2], row[3])
-    cache.fill(cache.slug_key(slug), entry, cache.session_seconds())
+    cache.fill(cache.slug_key(slug), entry, cache.session_seconds(), state.epoch)
     return entry
 
 
@@ -187,7 +191,7 @@ def forward_auth_decide(
     session state change is seen by the very next decision (the caches are invalidated on
     commit); nothing the client sends besides Host and its credentials influences the answer.
     """
-    state = _Cold()
+    state = _Cold(cache.current_epoch())
     target = parse_session_host(host)
     secret = bearer_secret(authorization)
     if secret is not None and len(secret) <= 200:
@@ -201,7 +205,7 @@ def forward_auth_decide(
         return _deny(401, "not_authenticated", "Sign in or send an API token.", state)
 
     skey = cache.slug_key(target.slug) if target else None
-    found = cache.read_many([cred_key, skey] if skey else [cred_key])
+    found = cache.read_many([cred_key, skey] if skey else [cred_key], state.epoch)
 
     # 1. credentials → user
     cred, facts = found.get(cred_key), None
@@ -214,7 +218,7 @@ def forward_auth_decide(
         # An Authorization header that is not a valid platform token (the IDE's own, say)
         # does not hide a valid cookie.
         secret, cred_key = None, cache.cookie_key(session_cookie)
-        cred, facts = cache.read(cred_key), None
+        cred, facts = cache.read(cred_key, state.epoch), None
         if cred is None:
             cred, facts = _cookie_from_db(session_cookie, cred_key, state)
     if cred is None or cred == cache.NEGATIVE:
@@ -224,7 +228,8 @@ def forward_auth_decide(
     if kind == "t" and extra and extra <= time.time():
         return _deny(401, "invalid_token", "The token has expired.", state)
     if facts is None:
-        facts = cache.read(cache.user_key(user_id)) or _user_from_db(user_id, state)
+        facts = (cache.read(cache.user_key(user_id), state.epoch)
+                 or _user_from_db(user_id, state))
     if facts is not None and kind == "c" and extra != facts[0]:
         # Password, role or activation changed since this cookie was verified: verify it
         # again. The tombstone keeps this cookie on the database path for a few seconds, so

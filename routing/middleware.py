@@ -30,7 +30,8 @@ UPSTREAM_HEADER = "X-Upstream"
 
 # Bound metric children once: labels() per request would cost a dict lookup and a lock.
 _DECISIONS = {
-    (status, warm): FORWARD_AUTH_DECISIONS.labels(status=str(status), path="hit" if warm else "miss")
+    (status, warm): FORWARD_AUTH_DECISIONS.labels(status=str(status),
+                                                  path="hit" if warm else "miss")
     for status in (200, 401, 403, 404, 503) for warm in (True, False)
 }
 _LATENCY = {
@@ -64,6 +65,9 @@ def decision_response(request, decision: Decision, request_id: str) -> HttpRespo
                                 status=decision.status, content_type=PROBLEM_CONTENT_TYPE)
         if decision.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="medforge"'
+    # CommonMiddleware, which would add it, is skipped: without a length neither Caddy nor
+    # gunicorn can keep the connection alive, and every check would pay a new TCP connection.
+    response["Content-Length"] = str(len(response.content))
     response["X-Request-Id"] = request_id
     # Caddy must not cache a decision, nor may anything between it and Django.
     response["Cache-Control"] = "no-store"

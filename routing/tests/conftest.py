@@ -61,10 +61,13 @@ def make_session(db):
 
 @pytest.fixture(autouse=True)
 def _activity_batch(settings):
-    """Each test starts with an empty activity batch that flushes only when the test says so."""
-    from routing import activity
+    """Each test starts with an empty activity batch (flushed only when the test says so) and
+    an empty forward-auth L1."""
+    from routing import activity, cache
 
     settings.FORWARD_AUTH_ACTIVITY_FLUSH_SECONDS = 3600
     activity._pending.clear()
+    # The shared cache was flushed for this test; this process's copy goes with it.
+    cache.drop_local()
     yield
     activity._pending.clear()

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from medforge.accounts import services as account_services
 from medforge.accounts.factories import UserFactory
-from medforge.accounts.models import ApiToken
 from medforge.api.testing import assert_problem, schema_validator
+from routing import cache as fa_cache
 from sessions_app.hooks import session_changed_on_commit
 from sessions_app.models import Session
 
@@ -145,19 +145,19 @@ def test_revoked_token_stops_at_once(caller, owner, make_session,
     assert_refused(caller.ask(host_for(s.slug), token=secret), 401, "not_authenticated")
 
 
-def test_expired_token_is_refused_even_when_cached(caller, owner, make_session):
+def test_expired_token_is_refused_even_when_cached(caller, owner, make_session, monkeypatch):
+    import time
+    from types import SimpleNamespace
+
+    from routing import decision
+
     s = make_session(owner)
-    token, secret = account_services.token_create(
+    _, secret = account_services.token_create(
         user=owner, name="short", expires_at=timezone.now() + timedelta(hours=1))
     assert_allowed(caller.ask(host_for(s.slug), token=secret))
-    # Expire it behind the cache's back: the expiry stored with the entry still applies.
-    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    from routing import cache
-
-    entry = cache.read(cache.token_key(token.token_hash))
-    assert entry is not None
-    cache.backend().set(cache.token_key(token.token_hash),
-                        (entry[0], entry[1], timezone.now().timestamp() - 1), 60)
+    assert_allowed(caller.ask(host_for(s.slug), token=secret))  # warm in both cache levels
+    later = time.time() + 2 * 3600
+    monkeypatch.setattr(decision, "time", SimpleNamespace(time=lambda: later))
     assert_refused(caller.ask(host_for(s.slug), token=secret), 401, "invalid_token")
 
 
@@ -284,6 +284,61 @@ def test_warm_refusals_run_no_query(caller, owner, stranger, make_session):
         assert_refused(caller.ask(host_for("zzzzzzzz"), cookie=cookie), 404, "session_not_found")
         assert_refused(caller.ask(host_for(s.slug)), 401, "not_authenticated")
     assert len(queries) == 0, [q["sql"] for q in queries]
+
+
+def _l1_ready(timeout_s: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while fa_cache.current_epoch() is None:
+        assert time.monotonic() < deadline, "the invalidation listener never subscribed"
+        time.sleep(0.02)
+
+
+def test_warm_path_makes_no_round_trip_to_the_shared_cache(caller, owner, make_session,
+                                                          monkeypatch):
+    s = make_session(owner)
+    cookie = session_cookie(owner)
+    _l1_ready()
+    assert_allowed(caller.ask(host_for(s.slug), cookie=cookie))
+    backend = fa_cache.backend()
+    reads: list = []
+    for name in ("get", "get_many"):
+        real = getattr(backend, name)
+        monkeypatch.setattr(backend, name,
+                            lambda *a, _real=real, **k: reads.append(a) or _real(*a, **k))
+    assert_allowed(caller.ask(host_for(s.slug), cookie=cookie))
+    assert reads == []
+
+
+def test_an_invalidation_from_another_process_reaches_this_ones_copy(caller, owner, stranger,
+                                                                    make_session):
+    """A real second process runs the hook (it only reaches Redis): this process's warm copy
+    stops answering from the old state as soon as the message arrives."""
+    import subprocess
+    import sys
+    import time
+
+    s = make_session(owner)
+    cookie = session_cookie(owner)
+    _l1_ready()
+    assert_allowed(caller.ask(host_for(s.slug), cookie=cookie))
+    Session.objects.filter(pk=s.pk).update(owner=stranger)
+    # Without the message this process would keep answering from its copy.
+    assert_allowed(caller.ask(host_for(s.slug), cookie=cookie))
+    code = ("import django; django.setup(); from sessions_app.hooks import session_changed; "
+            f"session_changed({s.slug!r})")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**__import__("os").environ,
+                                            "DJANGO_SETTINGS_MODULE": "medforge.settings"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    deadline = time.monotonic() + 5
+    while True:
+        resp = caller.ask(host_for(s.slug), cookie=cookie)
+        if resp.status_code == 403 or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert_refused(resp, 403, "permission_denied")
 
 
 def test_decisions_are_counted_by_status_and_cache_path(caller, owner, make_session):

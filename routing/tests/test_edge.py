@@ -18,7 +18,6 @@ import websocket
 from django.conf import settings
 
 from medforge.accounts import services as account_services
-from medforge.accounts.factories import UserFactory
 from routing.edge import CaddyEdge, EdgeError
 from runtime.containers import DockerRuntime, SessionContainerSpec
 from sessions_app.hooks import session_changed_on_commit
