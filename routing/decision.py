@@ -1,8 +1,8 @@
 """The forward-auth decision of SPEC §5, answered from the cache and filled from the database.
 
 `forward_auth_decide()` is a pure read: it never changes a session or a user. On a warm path it
-costs two cache round trips (credential + session in one, the user's facts in the second) and
-no query; any miss is filled from the database and stored for the next request.
+reads the process's own copy of the cache entries (no query, no network round trip); a miss
+reads the shared cache, then the database, and stores what it found for the next request.
 """
 from __future__ import annotations
 
@@ -188,8 +188,10 @@ def forward_auth_decide(
     neither admin nor entitled · 403 neither owner nor admin · 200 with the session's upstream.
 
     Invariant: a revoked token, an ended cookie session, a role/entitlement/password change or a
-    session state change is seen by the very next decision (the caches are invalidated on
-    commit); nothing the client sends besides Host and its credentials influences the answer.
+    session state change is seen by the next decision in the process that made the change and,
+    in every other process, as soon as the invalidation message reaches it (the hooks fire on
+    commit; see routing.cache); nothing the client sends besides Host and its credentials
+    influences the answer.
     """
     state = _Cold(cache.current_epoch())
     target = parse_session_host(host)
