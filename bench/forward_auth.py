@@ -41,7 +41,8 @@ os.environ.setdefault("DB_CONN_MAX_AGE", "60")
 
 
 def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout,
+                          **kw)
 
 
 def wrk(url: str, headers: dict[str, str], *, duration: float, connections: int,

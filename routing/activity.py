@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import structlog
 from django.conf import settings
@@ -46,7 +46,7 @@ def activity_flush() -> int:
         if not _pending:
             return 0
         batch, _pending = _pending, {}
-    seen = {slug: datetime.fromtimestamp(ts, tz=timezone.utc) for slug, ts in batch.items()}
+    seen = {slug: datetime.fromtimestamp(ts, tz=UTC) for slug, ts in batch.items()}
     try:
         from sessions_app.services import session_record_activity
     except ImportError:

@@ -273,7 +273,7 @@ def invalidate(*keys: str) -> None:
     except Exception:
         # Not swallowed silently: a failed invalidation leaves a stale decision for at most
         # the entry's lifetime, which operators must hear about.
-        log.error("forward_auth.invalidation_failed", keys=keys, exc_info=True)
+        log.exception("forward_auth.invalidation_failed", keys=keys)
     finally:
         drop_local()
 

@@ -120,7 +120,7 @@ def adapt(caddyfile: Path | str, env: dict[str, str]) -> dict:
 
     done = subprocess.run(
         [caddy_binary(), "adapt", "--config", str(caddyfile), "--adapter", "caddyfile"],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=30,
+        env={**os.environ, **env}, capture_output=True, text=True, check=False, timeout=30,
     )
     if done.returncode != 0:
         raise EdgeError(done.stderr.strip() or done.stdout.strip())

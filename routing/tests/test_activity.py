@@ -50,7 +50,7 @@ def test_the_batch_flushes_itself_when_its_interval_is_over(caller, owner, make_
 
 
 def test_a_failed_flush_keeps_the_notes(owner, make_session, monkeypatch):
-    import sessions_app.services as services
+    from sessions_app import services
 
     s = make_session(owner)
     activity.activity_note(s.slug)

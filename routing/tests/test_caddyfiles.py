@@ -22,9 +22,9 @@ def production(tmp_path_factory):
     text = PRODUCTION_CADDYFILE.read_text()
     # Debian's caddy has no DNS provider module; the shipped image (deploy/caddy/Dockerfile)
     # does. Everything else is adapted as written.
-    assert re.search(r"^\s*acme_dns cloudflare \{\$ACME_DNS_API_TOKEN\}$", text, re.M)
+    assert re.search(r"^\s*acme_dns cloudflare \{\$ACME_DNS_API_TOKEN\}$", text, re.MULTILINE)
     stripped = tmp_path_factory.mktemp("caddy") / "Caddyfile"
-    stripped.write_text(re.sub(r"^\s*acme_dns .*$", "", text, flags=re.M))
+    stripped.write_text(re.sub(r"^\s*acme_dns .*$", "", text, flags=re.MULTILINE))
     return adapt(stripped, PROD_ENV)
 
 

@@ -35,13 +35,13 @@ COOKIE = settings.SESSION_COOKIE_NAME
 
 
 def _run(cmd: list[str], timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
 
 
 def _ensure_system() -> None:
     done = subprocess.run(["bash", str(REPO / "scripts" / "ensure-system.sh")],
                           env={**os.environ, "MEDFORGE_SKIP_BROWSER": "1"},
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, check=False, timeout=1200)
     if done.returncode != 0:
         pytest.fail(f"scripts/ensure-system.sh failed:\n{done.stdout[-1500:]}\n"
                     f"{done.stderr[-1500:]}")
