@@ -161,6 +161,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_q), "data_folder_out": str(_q),
         "processed_folder": str(VAR_DIR / "celery" / "processed"), "store_processed": False,
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -290,6 +291,19 @@ DOCKER_TIMEOUT_SECONDS = env.float("DOCKER_TIMEOUT_SECONDS", default=30.0)
 # The pack the run command and the tests build locally (deploy/packs/local/build.sh).
 LOCAL_PACK_IMAGE = env("LOCAL_PACK_IMAGE", default="medforge/pack-local:dev")
 DEFAULT_PACK_IMAGE = env("DEFAULT_PACK_IMAGE", default="")
+
+# --- Forward auth (routing/): how long decisions are cached; every state change invalidates.
+FORWARD_AUTH_CREDENTIAL_CACHE_SECONDS = env.int("FORWARD_AUTH_CREDENTIAL_CACHE_SECONDS",
+                                                default=300)
+FORWARD_AUTH_SESSION_CACHE_SECONDS = env.int("FORWARD_AUTH_SESSION_CACHE_SECONDS", default=60)
+FORWARD_AUTH_NEGATIVE_CACHE_SECONDS = env.int("FORWARD_AUTH_NEGATIVE_CACHE_SECONDS", default=60)
+# After an invalidation, refills are refused this long so a slow reader cannot re-cache stale data.
+FORWARD_AUTH_INVALIDATION_HOLD_SECONDS = env.int("FORWARD_AUTH_INVALIDATION_HOLD_SECONDS",
+                                                 default=3)
+# Per-process copies, trusted only while the Redis invalidation channel answers.
+FORWARD_AUTH_LOCAL_CACHE_SECONDS = env.int("FORWARD_AUTH_LOCAL_CACHE_SECONDS", default=30)
+# IDE activity (idle culling) is written to the database at most this often per process.
+FORWARD_AUTH_ACTIVITY_FLUSH_SECONDS = env.int("FORWARD_AUTH_ACTIVITY_FLUSH_SECONDS", default=30)
 
 # --- Workspaces and snapshots ---------------------------------------------------------------
 WORKSPACE_BACKEND = env("WORKSPACE_BACKEND", default="zfs" if PRODUCTION else "directory")
