@@ -108,7 +108,28 @@ def test_second_build_reuses_the_image(image_id):
     again, elapsed, stderr = _build()
     assert again == image_id
     assert "up to date" in stderr
-    assert elapsed < 15, f"a cached build took {elapsed:.1f}s"
+
+
+def test_a_derived_image_carrying_the_label_is_not_taken_for_the_pack(image_id):
+    """Tests build variants FROM the pack (another entrypoint); they inherit its label, and a
+    rebuild must still hand out the real IDE image, never the variant."""
+    tag = "medforge-test/derived-from-pack:pytest"
+    build = subprocess.run(
+        ["docker", "build", "-q", "-t", tag, "-"],
+        input=f'FROM {image_id}\nENTRYPOINT ["/bin/sh", "-c", "exec sleep 600"]\nCMD []\n',
+        capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    try:
+        _docker("tag", tag, IMAGE)  # the variant now even holds the pack's tag
+        again, _, _ = _build()
+        assert again != _docker("image", "inspect", "--format", "{{.Id}}", tag)
+        assert _docker("image", "inspect", "--format", "{{.Id}}", IMAGE) == again
+        config = json.loads(_docker("image", "inspect", "--format", "{{json .Config}}", IMAGE))
+        assert config["Cmd"] == ["python3", "/opt/medforge/ide.py"]
+        assert not config.get("Entrypoint")
+    finally:
+        _docker("tag", image_id, IMAGE)
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
 
 
 def test_container_serves_the_ide_as_uid_1000(container):

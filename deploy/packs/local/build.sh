@@ -67,7 +67,19 @@ SOURCE_SHA="$(cat "$HERE/ide.py" "$HERE/build.sh" | sha256sum | cut -d' ' -f1)"
 
 # --- reuse an image built from the same sources ------------------------------------------------
 if [ "${MEDFORGE_PACK_REBUILD:-0}" != "1" ]; then
-    existing="$(docker images -q --no-trunc --filter "label=$LABEL_KEY=$SOURCE_SHA" | head -n1)"
+    # Images derived FROM the pack (tests build variants with another entrypoint) inherit its
+    # label, so the label alone is not proof: accept only an image whose own command is the IDE.
+    existing=""
+    current="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+    for candidate in $current $(docker images -q --no-trunc --filter "label=$LABEL_KEY=$SOURCE_SHA"); do
+        label="$(docker image inspect --format "{{index .Config.Labels \"$LABEL_KEY\"}}" "$candidate" 2>/dev/null || true)"
+        [ "$label" = "$SOURCE_SHA" ] || continue
+        shape="$(docker image inspect --format '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' "$candidate" 2>/dev/null || true)"
+        if [ "$shape" = 'null ["python3","/opt/medforge/ide.py"]' ]; then
+            existing="$candidate"
+            break
+        fi
+    done
     if [ -n "$existing" ]; then
         docker tag "$existing" "$IMAGE"
         log "up to date: $IMAGE ($existing)"
