@@ -275,7 +275,7 @@ SESSION_IDLE_TIMEOUT_SECONDS = env.int("SESSION_IDLE_TIMEOUT_SECONDS", default=0
 # How often a starting session's IDE port is probed; the start latency users see is
 # quantised by it, and a probe is one cheap loopback GET.
 SESSION_READY_POLL_INTERVAL_SECONDS = env.float("SESSION_READY_POLL_INTERVAL_SECONDS",
-                                                default=0.05)
+                                                default=0.02)
 RECONCILE_ENABLED = env.bool("RECONCILE_ENABLED", default=not TESTING)
 SESSION_GPU_MODE = env("SESSION_GPU_MODE", default="nvidia" if PRODUCTION else "none")
 SESSION_PUBLISH_MODE = env("SESSION_PUBLISH_MODE", default="network" if PRODUCTION else "loopback")

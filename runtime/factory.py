@@ -66,7 +66,7 @@ def build_container_runtime() -> DockerRuntime:
         cap_add=list(_setting("SESSION_CAP_ADD", [])),
         external_network=str(_setting("SESSION_EXTERNAL_NETWORK", DEFAULT_EXTERNAL_NETWORK)),
         internal_network=str(_setting("SESSION_INTERNAL_NETWORK", DEFAULT_INTERNAL_NETWORK)),
-        ready_poll_interval_s=float(_setting("SESSION_READY_POLL_INTERVAL_SECONDS", 0.05)),
+        ready_poll_interval_s=float(_setting("SESSION_READY_POLL_INTERVAL_SECONDS", 0.02)),
     )
 
 

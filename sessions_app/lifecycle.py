@@ -48,6 +48,7 @@ def _now_ms() -> int:
 
 def _transition(session_id: str, *, expect: tuple[str, ...], to: str | None = None,
                 event: tuple[str, str] | None = None, event_data: dict | None = None,
+                earlier_events: tuple[tuple[str, str, Any], ...] = (),
                 **fields: Any) -> Session | None:
     """Compare-and-set: apply `to`/`fields` only if the row's status is in `expect`.
 
@@ -71,6 +72,10 @@ def _transition(session_id: str, *, expect: tuple[str, ...], to: str | None = No
                 changed |= {"active_gpu", "stopped_at"}
         if changed:
             session.save(update_fields=[*sorted(changed), "updated_at"])
+        # Steps that happened before this write (kind, message, when), recorded with it so
+        # the start path commits once instead of once per step.
+        for kind, message, at in earlier_events:
+            SessionEvent.objects.create(session=session, kind=kind, message=message[:500], at=at)
         if event is not None:
             SessionEvent.objects.create(session=session, kind=event[0], message=event[1][:500],
                                         data=event_data or {})
@@ -141,14 +146,16 @@ def session_start_run(*, session_id: str) -> str:
         else:
             workspace = store.create(session.owner_id, str(session.id))
             what = "Workspace ready"
-        if _transition(session_id, expect=(SessionStatus.STARTING,),
-                       event=("workspace_ready", what), workspace_id=workspace.id,
-                       workspace_path=workspace.host_path) is None:
-            return "abandoned"
+        workspace_at = timezone.now()
         info = runtime.run(_spec(session, workspace.host_path))
+        # One write for both steps (the IDE boots meanwhile). Should the worker die before it,
+        # reconcile errors the start and removes the container by name; the workspace is
+        # deterministic per session, so nothing the user made is lost (the IDE never served).
         if _transition(session_id, expect=(SessionStatus.STARTING,),
+                       earlier_events=(("workspace_ready", what, workspace_at),),
                        event=("container_started", "Container started; waiting for the IDE"),
-                       event_data={"container_id": info.id[:12]}, container_id=info.id) is None:
+                       event_data={"container_id": info.id[:12]}, container_id=info.id,
+                       workspace_id=workspace.id, workspace_path=workspace.host_path) is None:
             _remove_container(session)
             return "abandoned"
         elapsed = (timezone.now() - session.created_at).total_seconds()

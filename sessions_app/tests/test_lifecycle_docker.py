@@ -55,12 +55,28 @@ def stop(session: Session, by) -> Session:
     return session
 
 
+def test_training_data_is_the_only_data_root_mounted_and_read_only(
+        owner, gpus, local_pack, docker_sessions, api, cleanup_containers, settings, tmp_path):
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "train.csv").write_text("id,label\n1,0\n")
+    training.chmod(0o755)
+    settings.TRAINING_DATA_ROOT = str(training)
+    session = start(services.session_create(user=owner, exposure="external"))
+    mounts = {m["Destination"]: m for m in api.inspect_container(session.container_name)["Mounts"]}
+    assert set(mounts) == {"/workspace", "/data"}
+    assert mounts["/data"]["Source"] == str(training) and mounts["/data"]["RW"] is False
+    for root in (settings.PUBLIC_EVAL_DATA_ROOT, settings.TEST_HOLDOUTS_DIR):
+        assert all(not m["Source"].startswith(root) for m in mounts.values())
+
+
 def kinds(session: Session) -> list[str]:
     return list(session.events.values_list("kind", flat=True))
 
 
 def test_external_session_runs_under_the_container_contract_then_stops_with_a_snapshot(
-        owner, gpus, local_pack, docker_sessions, api, cleanup_containers):
+        owner, gpus, local_pack, docker_sessions, api, cleanup_containers, settings, tmp_path):
+    settings.TRAINING_DATA_ROOT = str(tmp_path / "no-training-data-here")
     session = services.session_create(user=owner, exposure="external")
     session = start(session)
     assert kinds(session) == ["created", "workspace_ready", "container_started", "running"]
