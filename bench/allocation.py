@@ -5,7 +5,8 @@ answered 409 `no_gpus_available` quickly; the burst's wall time is reported.
     .venv/bin/python bench/allocation.py [--users 200] [--gpus 8]
 
 Runs on its own database (medforge_bench_sessions). Requests come from 8 processes (like
-gunicorn workers), one thread and one database connection per request, so MariaDB's max_connections is raised for the run if it is
+gunicorn workers), one thread and one database connection per request, so MariaDB's
+max_connections is raised for the run if it is
 below users + 50. The start tasks are recorded, not sent: this measures allocation only.
 """
 from __future__ import annotations

@@ -200,7 +200,7 @@ def main() -> int:
               f"-t{args.wrk_threads} -c{args.connections}, {args.rounds} rounds x "
               f"{args.duration:g}s, IDE {ide}, {os.cpu_count()} CPUs")
         results: dict[str, list[float]] = {name: [] for name in variants}
-        for name, (url, headers, _) in variants.items():  # warm-up: caches, pools, JIT-less
+        for url, headers, _ in variants.values():  # warm-up: caches, pools, JIT-less
             wrk(url, headers, duration=1, connections=args.connections,
                 threads=args.wrk_threads)
         for rnd in range(args.rounds):

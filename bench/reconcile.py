@@ -85,7 +85,7 @@ def main() -> int:
 
         t0 = time.perf_counter()
         gpus = list(GPU.objects.order_by("index")[10:500])
-        for user, gpu in zip(users[10:], gpus):
+        for user, gpu in zip(users[10:], gpus, strict=False):
             session = Session.objects.create(owner=user, exposure="external", pack=pack,
                                              gpu=gpu, active_gpu=gpu)
             created = api.create_container(

@@ -214,7 +214,8 @@ def load_evaluation(competition) -> Evaluation:
             raise ManifestError(f"manifest: 'expected_row_count' is {expected} but the holdout has {len(ids)} ids")
         metric.submission_formats(manifest)  # raises ManifestError for unusable metric fields
     except ManifestError as exc:
-        raise EvaluationUnavailable(f"{mpath}: {exc}", f"this competition's evaluation manifest is invalid: {exc}") from None
+        raise EvaluationUnavailable(
+            f"{mpath}: {exc}", f"this competition's evaluation manifest is invalid: {exc}") from None
     except HoldoutError as exc:
         raise EvaluationUnavailable(str(exc), "this competition's holdout labels are unusable") from None
     except ValueError as exc:  # unknown metric, or a holdout the metric's tables refuse

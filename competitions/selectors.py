@@ -76,7 +76,8 @@ def submission_formats(*, competition: Competition) -> list[SubmissionFormat]:
         evaluation = load_evaluation(competition)
     except EvaluationUnavailable:
         return []
-    return [SubmissionFormat(f.header, f.description) for f in evaluation.metric.submission_formats(evaluation.manifest)]
+    formats = evaluation.metric.submission_formats(evaluation.manifest)
+    return [SubmissionFormat(f.header, f.description) for f in formats]
 
 
 def has_private_board(*, competition: Competition) -> bool:
@@ -117,7 +118,9 @@ def _entries(competition: Competition, board: str) -> QuerySet[LeaderboardEntry]
     return LeaderboardEntry.objects.filter(competition=competition, board=board).order_by("sort_key", "best_at", "id")
 
 
-def leaderboard(*, competition: Competition, board: str = "public", offset: int = 0, limit: int = 50) -> list[LeaderboardRow]:
+def leaderboard(
+    *, competition: Competition, board: str = "public", offset: int = 0, limit: int = 50
+) -> list[LeaderboardRow]:
     """One page of the leaderboard: best official score per user, ranked 1,2,2,4 (ties share a
     rank and are listed earliest-first).
 

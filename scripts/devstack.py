@@ -73,10 +73,13 @@ def start(procs: list, name: str, cmd: list[str]) -> None:
 
 
 def stop_all(procs: list) -> None:
+    # SIGTERM to each leader only: gunicorn and Celery then shut their own children down
+    # cleanly (a group-wide signal makes Celery report its pool as killed). Stragglers of a
+    # process group are killed after the grace period.
     for _, p in procs:
         if p.poll() is None:
             try:
-                os.killpg(p.pid, signal.SIGTERM)
+                p.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
     deadline = time.time() + 15
@@ -84,7 +87,11 @@ def stop_all(procs: list) -> None:
         try:
             p.wait(timeout=max(0.1, deadline - time.time()))
         except subprocess.TimeoutExpired:
+            pass
+        try:
             os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def main() -> int:

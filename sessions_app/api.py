@@ -88,7 +88,8 @@ class SessionListView(APIView):
                                   limit=limit, next_cursor=cursor)
 
     @extend_schema(request=SessionCreateInput,
-                   responses={201: SessionSerializer, **CREATE_PROBLEMS}, tags=TAGS, summary="Start a session (allocates a GPU; answers at once in `starting`)")
+                   responses={201: SessionSerializer, **CREATE_PROBLEMS}, tags=TAGS,
+                   summary="Start a session (allocates a GPU; answers at once in `starting`)")
     def post(self, request, exposure):
         _surface(request, exposure)
         data = SessionCreateInput(data=request.data)
@@ -145,7 +146,8 @@ class SnapshotListView(APIView):
 
 class SnapshotRestoreView(APIView):
     @extend_schema(request=SnapshotRestoreInput,
-                   responses={201: SessionSerializer, **CREATE_PROBLEMS}, tags=TAGS, summary="Start a new session whose workspace is restored from the snapshot")
+                   responses={201: SessionSerializer, **CREATE_PROBLEMS}, tags=TAGS,
+                   summary="Start a new session whose workspace is restored from the snapshot")
     def post(self, request, exposure, snapshot_id):
         _surface(request, exposure)
         SnapshotRestoreInput(data=request.data or {}).is_valid(raise_exception=True)

@@ -38,7 +38,7 @@ def start_session(self, session_id: str) -> str:
             lifecycle.session_start_failed(session_id=session_id, reason=str(exc),
                                            kind="docker_unavailable")
             return "error"
-        raise self.retry(exc=exc, countdown=min(30, 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=min(30, 2 ** self.request.retries)) from exc
 
 
 @shared_task(bind=True, acks_late=True, max_retries=_RETRIES, soft_time_limit=_STOP_LIMIT,
@@ -51,7 +51,7 @@ def stop_session(self, session_id: str) -> str:
         if self.request.retries >= _RETRIES:
             # Reconcile finishes the stop once the engine answers again.
             return "deferred to reconcile"
-        raise self.retry(exc=exc, countdown=min(30, 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=min(30, 2 ** self.request.retries)) from exc
 
 
 @shared_task(acks_late=True, soft_time_limit=max(60, 2 * settings.SESSION_POLL_INTERVAL_SECONDS),

@@ -69,7 +69,8 @@ def test_valid_upload_is_stored_hashed_queued_and_then_scored(seeded, data_roots
 
 
 BAD_FILES = [
-    # (case, competition, bytes (or a function making them, once the data is seeded), line of the first problem, its code, a fragment of its message)
+    # (case, competition, bytes (or a function making them, once the data is seeded),
+    #  line of the first problem, its code, a fragment of its message)
     ("empty file", TITANIC, b"", 1, "empty_file", "empty"),
     ("no header", TITANIC, b"892,0\n893,1\n", 1, "missing_header", "header"),
     ("wrong columns", TITANIC, b"PassengerId,Survivd\n892,0\n", 1, "header", "Survived"),

@@ -1,7 +1,6 @@
 """Accounts API: sign-up, login, logout, /me, personal tokens, admin user management."""
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -15,9 +14,18 @@ from medforge.api.schema import paginated
 
 from . import selectors, services
 from .models import ApiToken, AuditLog, User
-from .serializers import (AdminUserSerializer, AdminUserUpdateInput, AuditLogSerializer,
-                          LoginInput, MeUpdateInput, SignupInput, TokenCreateInput,
-                          TokenSerializer, TokenWithSecretSerializer, UserSerializer)
+from .serializers import (
+    AdminUserSerializer,
+    AdminUserUpdateInput,
+    AuditLogSerializer,
+    LoginInput,
+    MeUpdateInput,
+    SignupInput,
+    TokenCreateInput,
+    TokenSerializer,
+    TokenWithSecretSerializer,
+    UserSerializer,
+)
 
 
 class SignupView(APIView):

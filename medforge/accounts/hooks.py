@@ -5,7 +5,7 @@ call `user_credentials_changed` after commit, so accounts never imports routing.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _user_callbacks: list[Callable[[int], None]] = []
 _token_callbacks: list[Callable[[str], None]] = []

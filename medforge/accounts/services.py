@@ -68,8 +68,8 @@ def user_signup(*, request, email: str, password: str, handle: str, display_name
             user = User.objects.create_user(
                 email=email, password=password, handle=handle, display_name=display_name
             )
-    except IntegrityError:
-        raise Problem("email_taken", "An account with this email or handle exists.")
+    except IntegrityError:  # lost a race with a concurrent sign-up
+        raise Problem("email_taken", "An account with this email or handle exists.") from None
     audit_record(actor=user, action="user.signup", target=user, request=request)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return user
@@ -155,8 +155,8 @@ def user_update(*, request, user: User, data: dict) -> User:
     if fields:
         try:
             user.save(update_fields=fields)
-        except IntegrityError:
-            raise Problem("email_taken", "That email or handle is taken.")
+        except IntegrityError:  # lost a race with a concurrent change
+            raise Problem("email_taken", "That email or handle is taken.") from None
     if "password" in fields:
         _bump_auth_version(user)
         audit_record(actor=user, action="user.password_changed", target=user, request=request)

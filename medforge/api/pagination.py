@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from django.core import signing
 from django.db.models import Q, QuerySet
@@ -31,7 +32,7 @@ def parse_limit(request, default: int = DEFAULT_LIMIT) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise Problem("invalid_limit", f"limit must be an integer between 1 and {MAX_LIMIT}.")
+        raise Problem("invalid_limit", f"limit must be an integer between 1 and {MAX_LIMIT}.") from None
     if not 1 <= value <= MAX_LIMIT:
         raise Problem("invalid_limit", f"limit must be between 1 and {MAX_LIMIT}, got {value}.")
     return value
@@ -47,7 +48,7 @@ def decode_cursor(raw: str | None) -> Any:
     try:
         return signing.loads(raw, salt=_SALT)
     except (signing.BadSignature, ValueError, TypeError):
-        raise Problem("invalid_cursor", "The cursor is malformed or was not issued by this API.")
+        raise Problem("invalid_cursor", "The cursor is malformed or was not issued by this API.") from None
 
 
 def _jsonable(value: Any) -> Any:

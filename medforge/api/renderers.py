@@ -1,7 +1,7 @@
 """The `{data, meta}` success envelope, applied at render time so views return plain data."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from rest_framework.renderers import JSONRenderer
 
@@ -12,7 +12,7 @@ def make_meta(request, *, limit=None, next_cursor=None, has_more=None) -> dict:
     return {
         "request_id": getattr(request, "request_id", None),
         "api_version": "v2",
-        "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         "limit": limit,
         "next_cursor": next_cursor,
         "has_more": has_more,

@@ -354,7 +354,7 @@ def test_decisions_are_counted_by_status_and_cache_path(caller, owner, make_sess
     caller.ask(host_for(s.slug), cookie=cookie)
     caller.ask(host_for(s.slug))
     after = (count("200", "miss"), count("200", "hit"), count("401", "hit"))
-    assert [a - b for a, b in zip(after, before)] == [1, 1, 1]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
 
 
 # --- the routed view (documented in the schema) gives the same answers ---------------------------
