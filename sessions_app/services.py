@@ -165,14 +165,8 @@ def _allocate(*, user: User, exposure: str, pack: Pack, restored_from: Snapshot 
     raise Problem("no_gpus_available", "Every GPU is in use or disabled; try again later.")
 
 
-def session_create(*, user: User, exposure: str, pack: Pack | int | str | None = None) -> Session:
-    """Allocate a GPU and create a `starting` session; the start task is queued on commit.
-
-    Invariants: in one transaction with the user's row locked, the user's active sessions
-    across both exposures stay within `max_concurrent_sessions`; the GPU is the lowest-numbered
-    enabled one without an active session, and the database's unique `active_gpu` index makes
-    a double booking impossible whatever the concurrency. Nothing is written on refusal.
-    """
+def _check_may_start(*, user: User, exposure: str) -> None:
+    """The refusals shared by every way of starting a session (new or restored)."""
     if exposure not in Exposure.values:
         raise ValueError(f"exposure must be one of {Exposure.values}")
     if maintenance_on():
@@ -181,6 +175,17 @@ def session_create(*, user: User, exposure: str, pack: Pack | int | str | None =
     if exposure == Exposure.INTERNAL and not user.may_use_internal:
         raise Problem("internal_access_required",
                       "Internal sessions need the internal entitlement.")
+
+
+def session_create(*, user: User, exposure: str, pack: Pack | int | str | None = None) -> Session:
+    """Allocate a GPU and create a `starting` session; the start task is queued on commit.
+
+    Invariants: in one transaction with the user's row locked, the user's active sessions
+    across both exposures stay within `max_concurrent_sessions`; the GPU is the lowest-numbered
+    enabled one without an active session, and the database's unique `active_gpu` index makes
+    a double booking impossible whatever the concurrency. Nothing is written on refusal.
+    """
+    _check_may_start(user=user, exposure=exposure)
     chosen = _resolve_pack(pack, exposure)
     return _allocate(user=user, exposure=exposure, pack=chosen, restored_from=None)
 
@@ -196,14 +201,7 @@ def session_restore(*, snapshot: Snapshot, by: User, exposure: str | None = None
     source = snapshot.session
     exposure = exposure or source.exposure
     owner = snapshot.owner
-    if exposure not in Exposure.values:
-        raise ValueError(f"exposure must be one of {Exposure.values}")
-    if maintenance_on():
-        raise Problem("maintenance", "The platform is draining for maintenance; new sessions "
-                                     "are paused.")
-    if exposure == Exposure.INTERNAL and not owner.may_use_internal:
-        raise Problem("internal_access_required",
-                      "Internal sessions need the internal entitlement.")
+    _check_may_start(user=owner, exposure=exposure)
     pack = source.pack
     if pack.deprecated or not pack.offered_on(exposure):
         pack = _resolve_pack(None, exposure)
