@@ -272,6 +272,10 @@ SESSION_POLL_BACKOFF_MAX_SECONDS = env.int("SESSION_POLL_BACKOFF_MAX_SECONDS", d
 SESSION_START_TIMEOUT_SECONDS = env.int("SESSION_START_TIMEOUT_SECONDS", default=300)
 SESSION_STOP_TIMEOUT_SECONDS = env.int("SESSION_STOP_TIMEOUT_SECONDS", default=30)
 SESSION_IDLE_TIMEOUT_SECONDS = env.int("SESSION_IDLE_TIMEOUT_SECONDS", default=0)
+# The server-sent event stream of a session's timeline: how long one connection lasts (the
+# client reconnects with Last-Event-ID) and how often it looks for new events.
+SESSION_EVENTS_STREAM_SECONDS = env.int("SESSION_EVENTS_STREAM_SECONDS", default=120)
+SESSION_EVENTS_STREAM_POLL_SECONDS = env.float("SESSION_EVENTS_STREAM_POLL_SECONDS", default=0.5)
 # How often a starting session's IDE port is probed; the start latency users see is
 # quantised by it, and a probe is one cheap loopback GET.
 SESSION_READY_POLL_INTERVAL_SECONDS = env.float("SESSION_READY_POLL_INTERVAL_SECONDS",

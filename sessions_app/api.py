@@ -3,6 +3,12 @@ and /api/v2/admin/sessions for operators. Thin views: parse, call one service or
 render."""
 from __future__ import annotations
 
+import json
+import time
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
 from rest_framework.response import Response
@@ -11,10 +17,11 @@ from rest_framework.views import APIView
 from medforge.api.pagination import keyset_page, paginated_response
 from medforge.api.permissions import IsAdmin
 from medforge.api.problems import Problem
+from medforge.api.renderers import EnvelopeJSONRenderer
 from medforge.api.schema import paginated
 
 from . import selectors, services
-from .models import Exposure, SessionStatus
+from .models import TERMINAL_STATUSES, Exposure, Session, SessionEvent, SessionStatus
 from .serializers import (
     AdminSessionSerializer,
     CurrentSessionSerializer,
@@ -131,6 +138,72 @@ class SessionEventsView(APIView):
                                           ordering=("id",), default_limit=100)
         return paginated_response(request, SessionEventSerializer(rows, many=True).data,
                                   limit=limit, next_cursor=cursor)
+
+
+def _sse(event_id: int | None, kind: str, payload: str) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {kind}\ndata: {payload}\n\n".encode()
+
+
+def _event_stream(session_id, after_id: int, *, max_seconds: float, poll_seconds: float):
+    """Yield the session's events after `after_id` as server-sent events until the session is
+    terminal (then an `end` event) or `max_seconds` pass (the client reconnects with
+    Last-Event-ID and misses nothing)."""
+    deadline = time.monotonic() + max_seconds
+    last_beat = time.monotonic()
+    yield b"retry: 2000\n\n"
+    while True:
+        rows = list(SessionEvent.objects.filter(session_id=session_id, id__gt=after_id)
+                    .order_by("id")[:200])
+        for row in rows:
+            after_id = row.id
+            payload = json.dumps(SessionEventSerializer(row).data, cls=DjangoJSONEncoder)
+            yield _sse(row.id, "session_event", payload)
+        if not rows:
+            status = Session.objects.filter(pk=session_id).values_list("status", flat=True).first()
+            if status is None or status in TERMINAL_STATUSES:
+                yield _sse(None, "end", json.dumps({"status": status}))
+                return
+            if time.monotonic() >= deadline:
+                return
+            if time.monotonic() - last_beat > 15:
+                last_beat = time.monotonic()
+                yield b": keep-alive\n\n"
+            time.sleep(poll_seconds)
+
+
+class _EventStreamRenderer(EnvelopeJSONRenderer):
+    """Lets `Accept: text/event-stream` (what EventSource sends) through content negotiation;
+    errors still leave as problem+json, the stream itself is a StreamingHttpResponse."""
+
+    media_type = "text/event-stream"
+    format = "sse"
+
+
+class SessionEventStreamView(APIView):
+    renderer_classes = [EnvelopeJSONRenderer, _EventStreamRenderer]
+    @extend_schema(
+        responses={(200, "text/event-stream"): OpenApiResponse(
+            description="Server-sent events: one `session_event` per lifecycle event (its id "
+                        "is the SSE id, so `Last-Event-ID` resumes), then `end` once the "
+                        "session is terminal.")},
+        tags=TAGS, summary="The session's lifecycle events as a server-sent event stream")
+    def get(self, request, exposure, session_id):
+        _surface(request, exposure)
+        session = _session_or_404(request, exposure, session_id)
+        raw = request.META.get("HTTP_LAST_EVENT_ID") or request.query_params.get("after") or "0"
+        try:
+            after_id = max(0, int(raw))
+        except ValueError:
+            raise Problem("invalid_cursor", "Last-Event-ID must be an event id.") from None
+        resp = StreamingHttpResponse(
+            _event_stream(session.pk, after_id,
+                          max_seconds=settings.SESSION_EVENTS_STREAM_SECONDS,
+                          poll_seconds=settings.SESSION_EVENTS_STREAM_POLL_SECONDS),
+            content_type="text/event-stream")
+        resp["Cache-Control"] = "no-store"
+        resp["X-Accel-Buffering"] = "no"
+        return resp
 
 
 class SnapshotListView(APIView):

@@ -13,6 +13,8 @@ urlpatterns = [
          name="api-session-stop"),
     path("<exposure:exposure>/sessions/<uuid:session_id>/events", api.SessionEventsView.as_view(),
          name="api-session-events"),
+    path("<exposure:exposure>/sessions/<uuid:session_id>/events/stream",
+         api.SessionEventStreamView.as_view(), name="api-session-events-stream"),
     path("<exposure:exposure>/snapshots", api.SnapshotListView.as_view(), name="api-snapshots"),
     path("<exposure:exposure>/snapshots/<uuid:snapshot_id>/restore",
          api.SnapshotRestoreView.as_view(), name="api-snapshot-restore"),

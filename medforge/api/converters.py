@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 class ExposureConverter:
-    regex = "external|internal"
+    regex = "(?:external|internal)"
 
     def to_python(self, value: str) -> str:
         return value

@@ -195,6 +195,60 @@ def test_events_are_listed_oldest_first(owner, client_for, gpus, pack):
     assert "owner" in events[1]["message"]
 
 
+def _sse_frames(resp) -> list[dict]:
+    """Parse a server-sent event stream into frames ({id, event, data})."""
+    import json
+
+    frames, frame = [], {}
+    for line in b"".join(resp.streaming_content).decode().split("\n"):
+        if not line:
+            if frame:
+                frames.append(frame)
+            frame = {}
+        elif not line.startswith((":", "retry:")):
+            key, _, value = line.partition(": ")
+            frame[key] = json.loads(value) if key == "data" else value
+    return frames
+
+
+def test_event_stream_sends_each_event_once_then_ends_when_terminal(owner, stranger, client_for,
+                                                                     gpus, pack, settings):
+    settings.SESSION_EVENTS_STREAM_POLL_SECONDS = 0.01
+    session = SessionFactory(owner=owner, pack=pack, gpu=gpus[0], status="running")
+    first = SessionEvent.objects.create(session=session, kind="created", message="requested")
+    SessionEvent.objects.create(session=session, kind="running", message="IDE answering")
+    Session.objects.filter(pk=session.pk).update(status="stopped", active_gpu=None)
+    SessionEvent.objects.create(session=session, kind="stopped", message="saved")
+    path = f"{EXT}/{session.id}/events/stream"
+    client = client_for(owner)
+    resp = client.get(path, HTTP_ACCEPT="text/event-stream")
+    assert resp.status_code == 200 and resp["Content-Type"] == "text/event-stream"
+    frames = _sse_frames(resp)
+    assert [f["event"] for f in frames] == ["session_event"] * 3 + ["end"]
+    assert [f["data"]["kind"] for f in frames[:3]] == ["created", "running", "stopped"]
+    assert frames[-1]["data"] == {"status": "stopped"}
+    # Reconnecting with Last-Event-ID resumes after what the client already has.
+    again = _sse_frames(client.get(path, HTTP_ACCEPT="text/event-stream",
+                                   HTTP_LAST_EVENT_ID=str(first.id)))
+    assert [f["data"]["kind"] for f in again[:-1]] == ["running", "stopped"]
+    # Someone else's session, or the other surface, is not found; a bad id is a 400.
+    assert_problem(client_for(stranger).get(path, HTTP_ACCEPT="text/event-stream"), 404,
+                   "session_not_found")
+    assert_problem(client.get(f"{INT}/{session.id}/events/stream"), 403,
+                   "internal_access_required")
+    assert_problem(client.get(path, HTTP_LAST_EVENT_ID="x"), 400, "invalid_cursor")
+
+
+def test_event_stream_of_a_live_session_ends_at_its_time_limit(owner, client_for, gpus, pack,
+                                                               settings):
+    settings.SESSION_EVENTS_STREAM_POLL_SECONDS = 0.01
+    settings.SESSION_EVENTS_STREAM_SECONDS = 0.05
+    session = SessionFactory(owner=owner, pack=pack, gpu=gpus[0], status="starting")
+    SessionEvent.objects.create(session=session, kind="created", message="requested")
+    frames = _sse_frames(client_for(owner).get(f"{EXT}/{session.id}/events/stream"))
+    assert [f["event"] for f in frames] == ["session_event"]
+
+
 def test_snapshots_list_and_restore(owner, stranger, client_for, gpus, pack, queued,
                                     django_capture_on_commit_callbacks):
     old = SessionFactory(owner=owner, pack=pack, gpu=gpus[0], status="stopped",
