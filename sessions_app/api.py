@@ -261,7 +261,7 @@ class AdminSessionListView(APIView):
         for name in ("user", "gpu"):
             raw = params.get(name)
             if raw not in (None, ""):
-                if not raw.isdigit():
+                if not (raw.isascii() and raw.isdigit()):
                     raise Problem("invalid_filter", f"{name} must be an integer.")
                 ints[name] = int(raw)
         qs = selectors.sessions_for_admin(status=_status_filter(request), exposure=exposure,

@@ -67,7 +67,9 @@ def _resolve_pack(pack: Pack | int | str | None, exposure: str) -> Pack:
         return chosen
     if not isinstance(pack, Pack):
         key = str(pack)
-        found = Pack.objects.filter(pk=int(key)).first() if key.isdigit() else None
+        # isdigit() alone admits "²" and other non-ASCII digits that int() refuses.
+        found = (Pack.objects.filter(pk=int(key)).first()
+                 if key.isascii() and key.isdigit() else None)
         found = found or Pack.objects.filter(slug=key).first()
         if found is None:
             raise Problem("pack_not_found", f"There is no pack {key!r}.")

@@ -74,6 +74,8 @@ def test_unknown_field_is_422_and_creates_nothing(owner, client_for, gpus, pack,
 def test_pack_errors(owner, client_for, gpus, pack):
     client = client_for(owner)
     assert_problem(create(client, body={"pack_id": "nope"}), 404, "pack_not_found")
+    # A non-ASCII digit is a slug that matches nothing, not a crash in int().
+    assert_problem(create(client, body={"pack_id": "\u00b2"}), 404, "pack_not_found")
     PackFactory(slug="old", deprecated=True)
     assert_problem(create(client, body={"pack_id": "old"}), 409, "pack_deprecated")
     internal_only = PackFactory(slug="secret", exposure="internal")
@@ -281,6 +283,7 @@ def test_admin_session_list_with_filters(owner, stranger, admin, client_for, gpu
     rows = assert_envelope(client_for(admin).get(path, {"user": stranger.pk}))
     assert len(rows) == 1 and rows[0]["status"] == "stopped"
     assert_problem(client_for(admin).get(path, {"user": "x"}), 400, "invalid_filter")
+    assert_problem(client_for(admin).get(path, {"gpu": "\u00b2"}), 400, "invalid_filter")
     assert_problem(client_for(owner).get(path), 403, "admin_required")
 
 
