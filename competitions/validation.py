@@ -101,10 +101,21 @@ class _Problems:
             self.kept.append(Problem(line, column, message, code))
 
 
+def _byte_lines(source: Iterable[bytes | str]) -> Iterator[bytes | str]:
+    """Lines ended by ``\\n``, ``\\r\\n`` or a lone ``\\r``, whatever split the source made: Django's
+    ``UploadedFile`` splits at a lone ``\\r`` too, a file opened ``"rb"`` does not, and the upload
+    and its stored copy must read as the same lines (else a file valid at upload fails scoring)."""
+    for raw in source:
+        if isinstance(raw, bytes) and b"\r" in raw:
+            yield from raw.splitlines(keepends=True)
+        else:
+            yield raw
+
+
 def _text_lines(source: Iterable[bytes | str]) -> Iterator[str]:
     """Decode a binary file line by line; stop with one problem at the first line that is not
     UTF-8 text. A UTF-8 byte-order mark at the start is dropped."""
-    for lineno, raw in enumerate(source, 1):
+    for lineno, raw in enumerate(_byte_lines(source), 1):
         if isinstance(raw, str):
             text = raw
         else:

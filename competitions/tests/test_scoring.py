@@ -125,6 +125,17 @@ def test_missing_holdout_fails_clearly_and_a_rescore_recovers(titanic, owner, ad
     assert sub.status == SubmissionStatus.SCORED and sub.error == ""
 
 
+@pytest.mark.parametrize("newline", [b"\r", b"\r\n"])
+def test_a_file_accepted_at_upload_scores_whatever_its_line_endings(titanic, owner, newline):
+    # The upload is read through Django's UploadedFile (which also splits at a lone CR, as
+    # "CSV (Macintosh)" exports end lines), the stored copy through a plain binary file.
+    plain = submit(owner, titanic, titanic_csv(correct=209))
+    sub = submit(owner, titanic, titanic_csv(correct=209).replace(b"\n", newline))
+    assert services.submission_score(submission_id=plain.pk) == "scored"
+    assert services.submission_score(submission_id=sub.pk) == "scored"
+    assert official(sub).primary_score == official(plain).primary_score
+
+
 def test_a_stored_file_changed_after_upload_is_not_scored(titanic, owner):
     sub = submit(owner, titanic, titanic_csv())
     submission_file(sub).write_bytes(titanic_csv(correct=0))
