@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from medforge.ops import heartbeat, metrics
-from runtime.containers import ContainerInfo
+from runtime.containers import ContainerInfo, ContainerRuntimeError, RuntimeUnavailable
 from runtime.factory import get_container_runtime
 
 from . import lifecycle
@@ -116,7 +116,17 @@ def reconcile_pass(*, now=None) -> ReconcileReport:
         elif session.status == SessionStatus.STOPPING:
             since = session.stop_requested_at or session.created_at
             if now - since > stop_grace:
-                result = lifecycle.session_stop_run(session_id=sid)
+                try:
+                    result = lifecycle.session_stop_run(session_id=sid)
+                except RuntimeUnavailable:
+                    raise
+                except ContainerRuntimeError as exc:
+                    # One container the engine refuses to stop must not hold back every
+                    # other session (nor stale the heartbeat): report it, retry next pass.
+                    log.warning("reconcile.stop_failed", session_id=sid, slug=session.slug,
+                                error=str(exc))
+                    report.add("stop_failed", session.slug, str(exc)[:200])
+                    continue
                 report.add("stop_finished", session.slug, result)
 
     report.orphans = list(by_session.values()) + unlabelled
