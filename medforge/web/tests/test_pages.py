@@ -332,6 +332,23 @@ def test_submit_form_still_needs_its_csrf_token(owner, titanic):
     assert Submission.objects.count() == 0
 
 
+def test_oversized_upload_with_csrf_enforced_gets_the_413_page(owner, titanic, settings):
+    # A body far over the cap is not read at all, its CSRF token included: the browser must
+    # still get the "too large" answer, not a CSRF failure.
+    settings.SUBMISSION_UPLOAD_MAX_BYTES = 2048
+    client = Client(enforce_csrf_checks=True, HTTP_HOST=EXTERNAL_HOST,
+                    HTTP_ORIGIN=f"http://{EXTERNAL_HOST}")
+    client.force_login(owner)
+    form = text(client.get(f"/competitions/{titanic.slug}/submit"))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    big = b"PassengerId,Survived\n" + b"1,0\n" * 100_000
+    resp = client.post(f"/competitions/{titanic.slug}/submit",
+                       {"csrfmiddlewaretoken": token, "file": SimpleUploadedFile("p.csv", big, "text/csv")})
+    assert resp.status_code == 413
+    assert "larger than the" in text(resp)
+    assert Submission.objects.count() == 0
+
+
 def test_valid_csv_is_queued_then_scored_and_ranked(browse, owner, titanic, monkeypatch):
     from competitions import tasks
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, UnreadablePostError
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -71,7 +71,27 @@ def submission_new(request, slug):
     # The capped handler must be installed before anything parses the body (CSRF would).
     if request.method == "POST":
         install_upload_cap(request)
+        try:
+            request.POST  # noqa: B018  (parse the body now, stopping at the cap)
+        except UnreadablePostError:
+            pass  # csrf_protect refuses the request below
+        if upload_cap_exceeded(request):
+            return _submission_too_large(request, slug)
     return _submission_form(request, slug)
+
+
+@member_page
+def _submission_too_large(request, slug):
+    """413 with the form. No CSRF check: a body over the cap is not read, its token included
+    (a browser would get a CSRF failure instead of this answer), and a refusal changes nothing."""
+    competition = _competition(request, slug)
+    form = SubmissionForm(request.POST, {})
+    form.is_valid()  # binds cleaned_data; the file's own "required" error is replaced below
+    form.errors.pop("file", None)
+    cap_mib = settings.SUBMISSION_UPLOAD_MAX_BYTES / (1024 * 1024)
+    form.add_error("file", f"The file is larger than the {cap_mib:g} MiB limit; it was not "
+                           "accepted and does not count against today's cap.")
+    return _submit_page(request, competition, form, [], 413)
 
 
 @member_page
@@ -81,15 +101,7 @@ def _submission_form(request, slug):
     form = SubmissionForm(request.POST or None, request.FILES or None)
     problems: list[dict] = []
     status = 200
-    if request.method == "POST" and upload_cap_exceeded(request):
-        form = SubmissionForm(request.POST, {})
-        form.is_valid()  # binds cleaned_data; the file's own "required" error is replaced below
-        form.errors.pop("file", None)
-        cap_mib = settings.SUBMISSION_UPLOAD_MAX_BYTES / (1024 * 1024)
-        form.add_error("file", f"The file is larger than the {cap_mib:g} MiB limit; it was not "
-                               "accepted and does not count against today's cap.")
-        status = 413
-    elif request.method == "POST":
+    if request.method == "POST":
         if form.is_valid():
             try:
                 submission = comp_services.submission_create(
@@ -113,6 +125,10 @@ def _submission_form(request, slug):
                 return redirect("web:competitions-submissions", slug=competition.slug)
         else:
             status = 422
+    return _submit_page(request, competition, form, problems, status)
+
+
+def _submit_page(request, competition, form, problems, status):
     return page(request, "web/submit.html", {
         "competition": competition, "form": form, "problems": problems,
         "rules": _rules(request, competition)}, status=status)
