@@ -9,6 +9,7 @@ calls are made outside any transaction, so a slow engine never holds a row lock.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -40,6 +41,17 @@ from .models import (
 log = structlog.get_logger(__name__)
 
 ERROR_MESSAGE_MAX = 4000
+# Network addresses (the IDE's upstream, the engine's URL) inside a runtime or workspace
+# error: the platform's business, never shown to the session's owner.
+_ADDRESS_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+"
+                         r"|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+                         r"|\[[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\](?::\d+)?")
+
+
+def _for_owner(reason: str) -> str:
+    """`reason` as the owner may read it (error message, timeline): addresses masked.
+    The log keeps the full reason for operators."""
+    return _ADDRESS_RE.sub("<address>", reason)
 
 
 def _now_ms() -> int:
@@ -187,9 +199,10 @@ def session_start_failed(*, session_id: str, reason: str, kind: str = "error") -
     if session is None or session.status != SessionStatus.STARTING:
         return False
     _remove_container(session)
+    shown = _for_owner(reason)
     done = _transition(session_id, expect=(SessionStatus.STARTING,), to=SessionStatus.ERROR,
-                       event=("error", f"Start failed: {reason.splitlines()[0] if reason else kind}"),
-                       error_message=f"Start failed: {reason}"[:ERROR_MESSAGE_MAX])
+                       event=("error", f"Start failed: {shown.splitlines()[0] if shown else kind}"),
+                       error_message=f"Start failed: {shown}"[:ERROR_MESSAGE_MAX])
     if done is not None:
         metrics.SESSION_STARTS_FAILED.labels(reason=kind).inc()
         log.warning("session.start_failed", session_id=session_id, slug=session.slug,
@@ -251,9 +264,11 @@ def session_stop_run(*, session_id: str) -> str:
     try:
         snapshot = _snapshot(session, SnapshotKind.STOP)
     except (WorkspaceError, ValueError, OSError) as exc:
+        log.warning("session.snapshot_failed", session_id=session_id, slug=session.slug,
+                    user_id=session.owner_id, error=str(exc))
+        reason = f"Snapshot failed: {_for_owner(str(exc))}"
         done = _transition(session_id, expect=(SessionStatus.STOPPING,), to=SessionStatus.ERROR,
-                           event=("error", f"Snapshot failed: {exc}"),
-                           error_message=f"Snapshot failed: {exc}"[:ERROR_MESSAGE_MAX])
+                           event=("error", reason), error_message=reason[:ERROR_MESSAGE_MAX])
         _count_stop(done, "snapshot_failed")
         return "error"
     done = _transition(session_id, expect=(SessionStatus.STOPPING,), to=SessionStatus.STOPPED,
@@ -290,7 +305,9 @@ def session_handle_death(*, session_id: str, container: ContainerInfo | None) ->
             snapshot = _snapshot(session, SnapshotKind.DEATH)
             note = f"; workspace saved as snapshot {snapshot.name}"
         except (WorkspaceError, ValueError, OSError) as exc:
-            note = f"; the snapshot failed too: {exc}"
+            log.warning("session.snapshot_failed", session_id=session_id, slug=session.slug,
+                        user_id=session.owner_id, error=str(exc))
+            note = f"; the snapshot failed too: {_for_owner(str(exc))}"
     done = _transition(session_id, expect=(SessionStatus.RUNNING,), to=SessionStatus.ERROR,
                        event=("error", reason + note),
                        error_message=(reason + note)[:ERROR_MESSAGE_MAX])
