@@ -107,6 +107,11 @@ class SnapshotAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    # Deleting the row would leave the workspace backend's snapshot unrecorded: invisible to
+    # its owner and never pruned. Retention (`manage.py prune_snapshots`) removes both.
+    def has_delete_permission(self, request, obj=None):
+        return False
+
     @admin.action(description="Restore into a new session (for the snapshot's owner)")
     def restore_snapshots(self, request, queryset):
         for snapshot in queryset.select_related("session", "owner"):

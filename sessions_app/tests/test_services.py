@@ -193,6 +193,10 @@ def test_admin_restore_action_creates_a_session_for_the_owner(owner, admin, gpus
     new = Session.objects.get(restored_from=snap)
     assert new.owner == owner and new.status == "starting"
     assert AuditLog.objects.filter(action="session.restore", actor=admin).exists()
+    # Snapshots leave only through retention, which removes the backend's copy too.
+    assert client.post(reverse("admin:sessions_app_snapshot_delete", args=[snap.pk]),
+                       {"post": "yes"}).status_code == 403
+    assert Snapshot.objects.filter(pk=snap.pk).exists()
 
 
 def test_active_session_counts(owner, stranger, gpus, pack):
