@@ -23,6 +23,8 @@ from ..forms import SubmissionForm
 from ..pages import member_page, page, problem_text
 
 LEADERBOARD_PAGE_SIZE = 50
+# Far past any real board (one row per user), and keeps OFFSET within what the database takes.
+LEADERBOARD_MAX_PAGE = 10**9
 PENDING = (SubmissionStatus.QUEUED, SubmissionStatus.SCORING)
 
 
@@ -170,7 +172,7 @@ def leaderboard_page(request, slug):
         messages.info(request, problem.detail)
         board = Board.PUBLIC
     try:
-        page_no = max(1, int(request.GET.get("page", "1")))
+        page_no = min(max(1, int(request.GET.get("page", "1"))), LEADERBOARD_MAX_PAGE)
     except ValueError:
         page_no = 1
     offset = (page_no - 1) * LEADERBOARD_PAGE_SIZE
