@@ -179,23 +179,11 @@ class DirectoryWorkspaces:
         if not target.exists():
             if not source.is_dir():
                 raise WorkspaceNotFound(f"workspace {workspace_id} does not exist at {source}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = target.parent / f".tmp-{session}@{name}-{uuid.uuid4().hex}"
             try:
-                shutil.copytree(source, scratch, symlinks=True)
-                # copytree copied the source's mtime; the snapshot's own mtime is its creation time.
-                os.utime(scratch, None)
-                try:
-                    os.rename(scratch, target)
-                except OSError:
-                    # A concurrent snapshot of the same name won the rename: keep theirs.
-                    if not target.exists():
-                        raise
+                # The snapshot's own mtime is its creation time, not the workspace's.
+                _copy_into_place(source, target, fresh_mtime=True)
             except OSError as exc:
                 raise WorkspaceError(f"could not snapshot {workspace_id} as {name}: {exc}") from exc
-            finally:
-                if scratch.exists():
-                    shutil.rmtree(scratch, ignore_errors=True)
         return self._info(user, session, name, target)
 
     def _info(self, user: str, session: str, name: str, path: Path) -> SnapshotInfo:
@@ -248,20 +236,10 @@ class DirectoryWorkspaces:
             raise SnapshotNotFound(f"snapshot {snapshot_full_name} does not exist")
         target = self._path(into_user, into_session)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            scratch = target.parent / f".tmp-{into_session}-{uuid.uuid4().hex}"
             try:
-                shutil.copytree(source, scratch, symlinks=True)
-                try:
-                    os.rename(scratch, target)
-                except OSError:
-                    if not target.exists():
-                        raise
+                _copy_into_place(source, target)
             except OSError as exc:
                 raise WorkspaceError(f"could not restore {snapshot_full_name}: {exc}") from exc
-            finally:
-                if scratch.exists():
-                    shutil.rmtree(scratch, ignore_errors=True)
         _give_to_ide_user(target, self.uid, self.gid)
         return Workspace(id=f"{into_user}/{into_session}", host_path=str(target))
 
@@ -285,6 +263,26 @@ class DirectoryWorkspaces:
         except OSError:
             return False
         return os.access(self.root, os.W_OK | os.X_OK)
+
+
+def _copy_into_place(source: Path, target: Path, *, fresh_mtime: bool = False) -> None:
+    """Copy the tree `source` to `target` (symlinks kept as links) through a scratch folder
+    renamed into place, so a crash never leaves a half copy. A concurrent copy that won the
+    rename is kept. `fresh_mtime` stamps the copy's top folder with the current time."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex}"
+    try:
+        shutil.copytree(source, scratch, symlinks=True)
+        if fresh_mtime:
+            os.utime(scratch, None)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _tree_size(path: Path) -> int:
