@@ -96,13 +96,6 @@ def _transition(session_id: str, *, expect: tuple[str, ...], to: str | None = No
     return session
 
 
-def session_note(session_id: str, kind: str, message: str, **data: Any) -> None:
-    """Append a timeline event without changing state (any status)."""
-    session = Session.objects.filter(pk=session_id).only("id").first()
-    if session is not None:
-        SessionEvent.objects.create(session=session, kind=kind, message=message[:500], data=data)
-
-
 def _remove_container(session: Session) -> bool:
     """Remove the session's container by name (covers a container whose id was never saved)."""
     try:

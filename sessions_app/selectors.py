@@ -12,7 +12,6 @@ from .models import (
     Pack,
     Session,
     SessionEvent,
-    SessionStatus,
     Snapshot,
 )
 
@@ -126,10 +125,3 @@ def gpu_overview() -> dict:
         "disabled": sum(1 for r in rows if not r["enabled"]),
         "gpus": rows,
     }
-
-
-def sessions_by_status() -> dict[str, int]:
-    counts = {s: 0 for s in SessionStatus.values}
-    for row in Session.objects.values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
-    return counts
