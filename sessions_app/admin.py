@@ -82,6 +82,11 @@ class SessionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    # Read-only, not merely uneditable: "Save" would write back every column of the row as
+    # it was read, over a lifecycle transition committed in between.
+    def has_change_permission(self, request, obj=None):
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 

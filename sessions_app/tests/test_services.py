@@ -181,6 +181,9 @@ def test_admin_actions_stop_session_and_disable_gpu(owner, admin, gpus, pack, cl
     for name in ("session", "gpu", "pack", "snapshot", "sessionevent"):
         assert client.get(reverse(f"admin:sessions_app_{name}_changelist")).status_code == 200
     assert client.get(reverse("admin:sessions_app_session_change", args=[session.pk])).status_code == 200
+    # The row is read-only there: only the lifecycle writes it.
+    assert client.post(reverse("admin:sessions_app_session_change", args=[session.pk]),
+                       {}).status_code == 403
 
 
 def test_admin_restore_action_creates_a_session_for_the_owner(owner, admin, gpus, pack, client):
