@@ -234,8 +234,12 @@ class DatasetFile:
     modified: dt.datetime
 
 
-def _area_root(dataset: Dataset, area: str) -> Path:
-    return dataset_public_dir(dataset.slug) if area == "public" else dataset_training_dir(dataset.slug)
+def _area_root(dataset: Dataset, area: str) -> tuple[Path, str | None]:
+    """The dataset's folder in ``area`` and its real path; the latter is None when the folder
+    resolves outside that area's data root (a linked folder must not open the holdouts)."""
+    root = dataset_public_dir(dataset.slug) if area == "public" else dataset_training_dir(dataset.slug)
+    real_root = os.path.realpath(root)
+    return root, (real_root if real_root.startswith(os.path.realpath(root.parent) + os.sep) else None)
 
 
 def _served(area: str, relative: str) -> bool:
@@ -262,10 +266,9 @@ def dataset_files(*, dataset: Dataset) -> list[DatasetFile]:
     """
     files: list[DatasetFile] = []
     for area in FILE_AREAS:
-        root = _area_root(dataset, area)
-        if not root.is_dir():
+        root, real_root = _area_root(dataset, area)
+        if real_root is None or not root.is_dir():
             continue
-        real_root = os.path.realpath(root)
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
@@ -307,9 +310,9 @@ def dataset_file_path(*, dataset: Dataset, name: str) -> Path:
         raise Problem("file_not_found", f"No file {name!r}; names start with 'public/' or 'training/'.")
     if not _served(area, relative):
         raise Problem("file_not_found", f"No file {name!r} in dataset {dataset.slug}.")
-    root = _area_root(dataset, area)
-    real_root = os.path.realpath(root)
+    root, real_root = _area_root(dataset, area)
     real = os.path.realpath(os.path.join(root, *relative.split("/")))
-    if not _inside(real, real_root) or not _served(area, _relative(real, real_root)) or not os.path.isfile(real):
+    if (real_root is None or not _inside(real, real_root) or not _served(area, _relative(real, real_root))
+            or not os.path.isfile(real)):
         raise Problem("file_not_found", f"No file {name!r} in dataset {dataset.slug}.")
     return Path(real)

@@ -94,3 +94,18 @@ def test_surfaces_and_sign_in(seeded, owner, entitled, anon_client, client_for):
     internal = assert_envelope(client_for(entitled).get("/api/v2/internal/datasets"))
     assert [d["slug"] for d in internal] == ["ward-notes"]
     assert_problem(client_for(entitled).get(f"/api/v2/internal/datasets/{TITANIC}/files"), 404, "dataset_not_found")
+
+
+@pytest.mark.parametrize("target", ["holdouts", "parent"])
+def test_a_dataset_folder_linked_out_of_its_root_is_neither_listed_nor_served(seeded, owner, client_for, data_roots,
+                                                                              target):
+    # The dataset's own folder is the link: its files resolve "inside" it, but it opens
+    # another root (the hidden holdouts) or the whole public root.
+    public = Path(data_roots["PUBLIC_EVAL_DATA_ROOT"]) / TITANIC
+    os.rename(public, public.with_name("moved"))
+    os.symlink(Path(data_roots["TEST_HOLDOUTS_DIR"]) / TITANIC if target == "holdouts" else ".", public)
+    client = client_for(owner)
+    names = [f["name"] for f in assert_envelope(client.get(f"{BASE}/files"))]
+    assert names == ["training/test.csv", "training/train.csv"]
+    for name in ("holdout_labels.csv", "moved/test_ids.csv"):
+        assert_problem(client.get(f"{BASE}/files/public/{name}"), 404, "file_not_found")
