@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import ApiToken, AuditLog, User
@@ -28,19 +29,37 @@ class UserAdmin(BaseUserAdmin):
     def save_model(self, request, obj, form, change):
         from . import services
 
-        if change and form.changed_data:
-            # Route entitlement changes through the service so they are audited and the
-            # forward-auth cache forgets the old decision.
-            watched = {"is_staff", "can_use_internal", "max_concurrent_sessions", "is_active"}
-            data = {f: form.cleaned_data[f] for f in form.changed_data if f in watched}
-            others = [f for f in form.changed_data if f not in watched]
-            if others:
-                super().save_model(request, obj, form, change)
-            if data:
-                services.admin_user_update(actor=request.user, user=obj, data=data,
-                                           request=request)
-            return
-        super().save_model(request, obj, form, change)
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Role, entitlement, limit and activation go through the service, so they are audited
+        # and forward auth forgets the old decision. Only the other fields are saved here: a
+        # full save would write the new role first and leave the service nothing to change.
+        watched = {"is_staff", "can_use_internal", "max_concurrent_sessions", "is_active"}
+        data = {f: form.cleaned_data[f] for f in form.changed_data if f in watched}
+        others = [f for f in form.changed_data if f not in watched]
+        if others:
+            obj.save(update_fields=others)
+        if data:
+            services.admin_user_update(actor=request.user, user=obj, data=data, request=request)
+
+    def user_change_password(self, request, id, form_url=""):
+        from . import services
+
+        user = self.get_object(request, unquote(id)) if request.method == "POST" else None
+        response = super().user_change_password(request, id, form_url)
+        if user is not None and User.objects.filter(pk=user.pk).exclude(
+                password=user.password).exists():
+            services.admin_password_set(actor=request.user, user=user, request=request)
+        return response
+
+    def delete_model(self, request, obj):
+        from . import services
+
+        services.user_delete(actor=request.user, user=obj, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            self.delete_model(request, user)
 
 
 @admin.register(ApiToken)
@@ -62,6 +81,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def delete_model(self, request, obj):
+        from . import services
+
+        services.token_delete(token=obj, by=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset:
+            self.delete_model(request, token)
 
 
 @admin.register(AuditLog)

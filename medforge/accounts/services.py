@@ -105,11 +105,10 @@ def user_login(*, request, email: str, password: str) -> User:
 
 
 def user_logout(*, request) -> None:
-    session_key = request.session.session_key
+    """End the cookie session. Forward auth forgets it through the `user_logged_out` receiver
+    (medforge.accounts.apps), which also covers django-admin's own logout."""
     user = request.user if request.user.is_authenticated else None
     logout(request)
-    if session_key:
-        hooks.session_key_ended(session_key)
     if user is not None:
         audit_record(actor=user, action="auth.logout", target=user, request=request)
 
@@ -218,6 +217,35 @@ def token_rotate(*, token: ApiToken, by: User, request=None) -> tuple[ApiToken, 
         audit_record(actor=by, action="token.rotated", target=new,
                      data={"replaces": str(token.pk)}, request=request)
     return new, secret
+
+
+def admin_password_set(*, actor: User, user: User, request=None) -> None:
+    """Record that an operator set (or disabled) a user's password in django-admin: the
+    user's other cookie sessions end, in forward auth too, and the change is audited."""
+    with transaction.atomic():
+        _bump_auth_version(user)
+        audit_record(actor=actor, action="admin.password_set", target=user, request=request)
+
+
+def user_delete(*, actor: User, user: User, request=None) -> None:
+    """Delete an account (django-admin); audited, and its cookies and tokens stop opening
+    session hosts on commit."""
+    with transaction.atomic():
+        user_id = user.pk
+        audit_record(actor=actor, action="admin.user_deleted", target=user,
+                     data={"email": user.email}, request=request)
+        user.delete()
+        transaction.on_commit(lambda: hooks.user_credentials_changed(user_id))
+
+
+def token_delete(*, token: ApiToken, by: User, request=None) -> None:
+    """Delete a token row (django-admin); like a revocation it stops working at once."""
+    with transaction.atomic():
+        token_hash = token.token_hash
+        audit_record(actor=by, action="token.deleted", target=token,
+                     data={"user": token.user_id, "name": token.name}, request=request)
+        token.delete()
+        transaction.on_commit(lambda: hooks.token_revoked(token_hash))
 
 
 @transaction.atomic
