@@ -18,7 +18,8 @@ class DatasetSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_competitions(self, obj) -> list[str]:
-        return sorted(c.slug for c in obj.competitions.all() if c.is_active)
+        # Only those of the dataset's own surface: an INTERNAL competition is never named on EXTERNAL.
+        return sorted(c.slug for c in obj.competitions.all() if c.is_active and c.exposure == obj.exposure)
 
 
 class CompetitionSerializer(serializers.Serializer):

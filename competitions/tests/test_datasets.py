@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from competitions.models import Dataset
+from competitions.models import Competition, Dataset
 from competitions.seeding import TITANIC
 from medforge.api.testing import assert_envelope, assert_problem, schema_validator
 
@@ -25,6 +25,12 @@ def test_list_and_detail(seeded, owner, client_for):
     schema_validator().validate("GET", BASE, resp)
     detail = assert_envelope(resp)
     assert detail["competitions"] == [TITANIC] and detail["exposure"] == "external"
+    # an INTERNAL competition wrongly put on this EXTERNAL dataset is not named on EXTERNAL
+    Competition.objects.create(slug="secret-challenge", title="Secret", exposure="internal",
+                               dataset=seeded[TITANIC].dataset, metric="accuracy")
+    assert assert_envelope(client.get(BASE))["competitions"] == [TITANIC]
+    assert [d["competitions"] for d in assert_envelope(client.get("/api/v2/external/datasets"))
+            if d["slug"] == TITANIC] == [[TITANIC]]
 
 
 def test_file_listing_shows_public_and_training_files_but_not_the_manifest(seeded, owner, client_for):

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from competitions import services as comp_services
-from competitions.models import Submission
+from competitions.models import Competition, Submission
 from medforge.accounts.factories import DEFAULT_PASSWORD, UserFactory
 from medforge.accounts.models import ApiToken, AuditLog, User
 from medforge.ops.flags import MAINTENANCE, set_flag
@@ -387,6 +387,11 @@ def test_datasets_list_and_detail(browse, owner, titanic):
     assert titanic.dataset.title in text(browse(owner).get("/datasets/"))
     page = text(browse(owner).get(f"/datasets/{titanic.dataset.slug}/"))
     assert "<strong>Titanic</strong>" in page and "public/test_ids.csv" in page
+    assert titanic.title in page
+    # an INTERNAL competition wrongly put on this EXTERNAL dataset is not named here
+    Competition.objects.create(slug="secret-challenge", title="Secret challenge", exposure="internal",
+                               dataset=titanic.dataset, metric="accuracy")
+    assert "Secret challenge" not in text(browse(owner).get(f"/datasets/{titanic.dataset.slug}/"))
 
 
 # --- staff ----------------------------------------------------------------------------------

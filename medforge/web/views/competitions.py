@@ -210,5 +210,5 @@ def dataset_detail(request, slug):
     return page(request, "web/dataset_detail.html", {
         "dataset": dataset,
         "files": comp_selectors.dataset_files(dataset=dataset),
-        "competitions": dataset.competitions.filter(is_active=True),
+        "competitions": dataset.competitions.filter(is_active=True, exposure=request.exposure),
     })
