@@ -46,7 +46,10 @@ def activity_flush() -> int:
         if not _pending:
             return 0
         batch, _pending = _pending, {}
-    seen = {slug: datetime.fromtimestamp(ts, tz=UTC) for slug, ts in batch.items()}
+        # One C-level copy: a request that picked up the old dict just before the swap may
+        # still write into it, which must not break the iteration below (its note is lost).
+        notes = list(batch.items())
+    seen = {slug: datetime.fromtimestamp(ts, tz=UTC) for slug, ts in notes}
     try:
         from sessions_app.services import session_record_activity
     except ImportError:
@@ -60,7 +63,7 @@ def activity_flush() -> int:
     except Exception:
         log.warning("forward_auth.activity_flush_failed", sessions=len(seen), exc_info=True)
         with _lock:
-            for slug, ts in batch.items():
+            for slug, ts in notes:
                 if _pending.get(slug, 0.0) < ts:
                     _pending[slug] = ts
         return 0

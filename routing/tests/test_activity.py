@@ -61,3 +61,25 @@ def test_a_failed_flush_keeps_the_notes(owner, make_session, monkeypatch):
     monkeypatch.setattr(services, "session_record_activity", broken)
     assert activity.activity_flush() == 0
     assert s.slug in activity.pending()
+
+
+def test_a_note_written_while_a_flush_copies_the_batch_does_not_break_it(owner, make_session,
+                                                                        monkeypatch):
+    """Requests note activity without the lock: one that picked up the batch just before the
+    flush swapped it may still write into it while the flush reads it."""
+    from datetime import datetime as real_datetime
+
+    s = make_session(owner)
+    activity.activity_note(s.slug)
+    swapped_out = activity._pending
+
+    class LateNote:
+        @staticmethod
+        def fromtimestamp(ts, tz=None):
+            swapped_out.setdefault("zzzzzzzz", ts)  # the other thread's late write
+            return real_datetime.fromtimestamp(ts, tz=tz)
+
+    monkeypatch.setattr(activity, "datetime", LateNote)
+    assert activity.activity_flush() == 1
+    s.refresh_from_db()
+    assert s.last_activity_at is not None
