@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from medforge.api.clientip import client_ip
+from medforge.api.problems import Problem, problem_json_response
 from medforge.api.renderers import make_meta
 
 from . import heartbeat
@@ -115,24 +116,10 @@ def ready(request):
         "workspaces": _check(_workspaces),
     }
     failed = [name for name, c in checks.items() if not c["ok"]]
-    data = {"status": "ready" if not failed else "not_ready", "checks": checks}
     if failed:
-        resp = JsonResponse(
-            {
-                "type": "https://medforge.dev/problems/not_ready",
-                "title": "Not ready",
-                "status": 503,
-                "detail": "Failing: " + ", ".join(failed),
-                "instance": request.path,
-                "code": "service_unavailable",
-                "request_id": getattr(request, "request_id", None),
-                "failed": failed,
-                "checks": checks,
-            },
-            status=503, content_type="application/problem+json",
-        )
-        return resp
-    return _json(request, data)
+        return problem_json_response(request, Problem(
+            "service_unavailable", "Failing: " + ", ".join(failed), failed=failed, checks=checks))
+    return _json(request, {"status": "ready", "checks": checks})
 
 
 def metrics_allowed(request) -> bool:

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from medforge.api.testing import assert_problem
 from medforge.ops import heartbeat
 from medforge.ops.models import Heartbeat
 
@@ -43,6 +44,6 @@ def test_ready_reports_each_dependency(client):
 def test_ready_names_what_failed(client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     resp = client.get("/api/ready")
-    assert resp.status_code == 503
-    assert resp["Content-Type"] == "application/problem+json"
-    assert "redis" in resp.json()["failed"]
+    body = assert_problem(resp, 503, "service_unavailable")
+    assert body["type"].endswith("/service_unavailable")
+    assert "redis" in body["failed"] and body["checks"]["redis"]["ok"] is False
