@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 from django.conf import settings
 
+from medforge.accounts.tokens import hash_secret, token_from_header
+
 from . import cache
 from .hosts import parse_session_host
 
@@ -44,13 +46,6 @@ def _deny(status: int, code: str, detail: str, state: _Cold, slug: str | None = 
 
 
 # --- credentials -------------------------------------------------------------------------------
-
-def bearer_secret(authorization: str | None) -> str | None:
-    if not authorization or not authorization.startswith("Bearer "):
-        return None
-    secret = authorization[7:].strip()
-    return secret or None
-
 
 def _token_from_db(secret: str, key: str, state: _Cold) -> tuple[tuple | None, tuple | None]:
     from medforge.accounts.authentication import resolve_token
@@ -195,10 +190,8 @@ def forward_auth_decide(
     """
     state = _Cold(cache.current_epoch())
     target = parse_session_host(host)
-    secret = bearer_secret(authorization)
+    secret = token_from_header(authorization)
     if secret is not None and len(secret) <= 200:
-        from medforge.accounts.tokens import hash_secret
-
         cred_key = cache.token_key(hash_secret(secret))
     elif session_cookie and len(session_cookie) <= 128:
         cred_key = cache.cookie_key(session_cookie)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import structlog
 from django.conf import settings
 from django.http import HttpResponse
 
-from medforge.api.middleware import _REQUEST_ID_RE
+from medforge.api.middleware import request_id_for
 from medforge.api.problems import PROBLEM_CONTENT_TYPE, REGISTRY, TYPE_BASE
 from medforge.ops.metrics import FORWARD_AUTH_DECISIONS, REQUEST_LATENCY
 
@@ -38,11 +37,6 @@ _LATENCY = {
     cls: REQUEST_LATENCY.labels(route=PATH, method="GET", status_class=cls)
     for cls in ("2xx", "4xx", "5xx")
 }
-
-
-def _request_id(request) -> str:
-    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-    return incoming if incoming and _REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
 
 
 def decision_response(request, decision: Decision, request_id: str) -> HttpResponse:
@@ -78,7 +72,7 @@ def answer(request) -> HttpResponse:
     """Decide one forward-auth request and record it (metrics, IDE activity)."""
     started = time.perf_counter()
     # Through the routed view RequestIdMiddleware has already chosen one.
-    request_id = getattr(request, "request_id", None) or _request_id(request)
+    request_id = getattr(request, "request_id", None) or request_id_for(request)
     try:
         decision = forward_auth_decide(
             host=request.META.get("HTTP_HOST"),

@@ -10,15 +10,9 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from .models import ApiToken
-from .tokens import TOKEN_PREFIX, hash_secret
+from .tokens import TOKEN_PREFIX, hash_secret, token_from_header
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-def token_from_header(value: str) -> str | None:
-    if not value.startswith("Bearer "):
-        return None
-    return value[len("Bearer "):].strip() or None
 
 
 def resolve_token(secret: str) -> ApiToken | None:

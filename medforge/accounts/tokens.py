@@ -17,3 +17,10 @@ def hash_secret(secret: str) -> str:
 
 def display_prefix(secret: str) -> str:
     return secret[:10]
+
+
+def token_from_header(value: str | None) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` header value, else None."""
+    if not value or not value.startswith("Bearer "):
+        return None
+    return value[len("Bearer "):].strip() or None

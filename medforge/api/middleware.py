@@ -17,6 +17,12 @@ _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{7,127}$")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
+def request_id_for(request) -> str:
+    """A valid client-sent X-Request-Id, otherwise a new uuid4."""
+    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+    return incoming if _REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
+
+
 def is_api_path(path: str) -> bool:
     return path.startswith("/api/")
 
@@ -28,9 +34,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID_RE.match(incoming) else str(uuid.uuid4())
-        request.request_id = request_id
+        request_id = request.request_id = request_id_for(request)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=request_id,
