@@ -15,12 +15,9 @@ import numpy as np
 
 from .base import (
     FieldError,
-    LabelTable,
+    LabelMetric,
     ManifestError,
-    Metric,
-    MetricResult,
     RowFormat,
-    score_labels,
     single_target,
 )
 
@@ -38,10 +35,11 @@ def _label_parser(column: str, allowed: frozenset[str] | None) -> Any:
     return parse_row
 
 
-class Accuracy(Metric):
+class Accuracy(LabelMetric):
     name = "accuracy"
     version = "accuracy/1"
     higher_is_better = True
+    label_dtype = np.str_
     description = "Fraction of test ids whose label equals the true label (trimmed string compare)."
 
     def _allowed(self, manifest: Mapping[str, Any]) -> frozenset[str] | None:
@@ -66,17 +64,6 @@ class Accuracy(Metric):
     def holdout_format(self, manifest: Mapping[str, Any]) -> RowFormat:
         id_column, target = single_target(manifest, self.name)
         return RowFormat("labels", (id_column, target), _label_parser(target, None))
-
-    def build_predictions(self, fmt: RowFormat, ids: list[str], values: list[Any]) -> LabelTable:
-        return LabelTable.from_pairs(ids, values, dtype=np.str_)
-
-    def build_truth(self, ids: list[str], values: list[Any]) -> LabelTable:
-        return LabelTable.from_pairs(ids, values, dtype=np.str_)
-
-    def score(
-        self, truth: LabelTable, predictions: LabelTable, ids: Collection[str] | None = None
-    ) -> MetricResult:
-        return score_labels(truth, predictions, ids)
 
 
 def accuracy_reference(

@@ -256,3 +256,21 @@ def score_labels(
         primary=correct / total,
         components={"correct": correct, "total": total, "missing": total - present},
     )
+
+
+class LabelMetric(Metric):
+    """A metric over one label per id (accuracy, top-1): truth and predictions are
+    :class:`LabelTable` of ``label_dtype``, scored by :func:`score_labels`."""
+
+    label_dtype: ClassVar[Any]
+
+    def build_predictions(self, fmt: RowFormat, ids: list[str], values: list[Any]) -> LabelTable:
+        return LabelTable.from_pairs(ids, values, dtype=self.label_dtype)
+
+    def build_truth(self, ids: list[str], values: list[Any]) -> LabelTable:
+        return LabelTable.from_pairs(ids, values, dtype=self.label_dtype)
+
+    def score(
+        self, truth: LabelTable, predictions: LabelTable, ids: Collection[str] | None = None
+    ) -> MetricResult:
+        return score_labels(truth, predictions, ids)

@@ -16,12 +16,9 @@ import numpy as np
 
 from .base import (
     FieldError,
-    LabelTable,
+    LabelMetric,
     ManifestError,
-    Metric,
-    MetricResult,
     RowFormat,
-    score_labels,
     single_target,
 )
 
@@ -60,10 +57,11 @@ def _class_parser(column: str, num_classes: int) -> Any:
     return parse_row
 
 
-class Top1Accuracy(Metric):
+class Top1Accuracy(LabelMetric):
     name = "top1_accuracy"
     version = "top1_accuracy/1"
     higher_is_better = True
+    label_dtype = np.int64
     description = "Fraction of test images whose predicted class equals the true class."
 
     def _num_classes(self, manifest: Mapping[str, Any]) -> int:
@@ -87,17 +85,6 @@ class Top1Accuracy(Metric):
     def holdout_format(self, manifest: Mapping[str, Any]) -> RowFormat:
         id_column, target = single_target(manifest, self.name)
         return RowFormat("labels", (id_column, target), _class_parser(target, self._num_classes(manifest)))
-
-    def build_predictions(self, fmt: RowFormat, ids: list[str], values: list[Any]) -> LabelTable:
-        return LabelTable.from_pairs(ids, values, dtype=np.int64)
-
-    def build_truth(self, ids: list[str], values: list[Any]) -> LabelTable:
-        return LabelTable.from_pairs(ids, values, dtype=np.int64)
-
-    def score(
-        self, truth: LabelTable, predictions: LabelTable, ids: Collection[str] | None = None
-    ) -> MetricResult:
-        return score_labels(truth, predictions, ids)
 
 
 def top1_accuracy_reference(
