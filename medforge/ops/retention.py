@@ -66,7 +66,8 @@ def snapshots_prune(*, keep_per_user: int, keep_days: int, force: bool = False,
     snapshot the store refuses to destroy (e.g. a ZFS clone still depends on it) stays live
     and is reported in `failed`.
     """
-    from sessions_app.models import Snapshot
+    from medforge.accounts.models import User
+    from sessions_app.models import ACTIVE_STATUSES, Session, Snapshot
 
     result = PruneResult(candidates=snapshots_outside_policy(
         keep_per_user=keep_per_user, keep_days=keep_days, now=now, user_id=user_id))
@@ -76,16 +77,25 @@ def snapshots_prune(*, keep_per_user: int, keep_days: int, force: bool = False,
         from runtime.factory import get_workspace_store
 
         store = get_workspace_store()
-    for snap in result.candidates:
-        try:
-            store.destroy_snapshot(snap.full_name)  # False = already gone: still mark it
-        except Exception as exc:  # noqa: BLE001 - reported per snapshot; the run goes on
-            reason = f"{exc.__class__.__name__}: {exc}"[:300]
-            log.warning("snapshot.prune_failed", snapshot=snap.full_name, user_id=str(snap.owner_id),
-                        session_id=str(snap.session_id), reason=reason)
-            result.failed.append((snap, reason))
-            continue
+    for snap in list(result.candidates):
         with transaction.atomic():
+            # The candidates were listed before this loop; a restore may have begun since.
+            # Holding the owner's row serialises this check with session allocation, which
+            # takes the same lock before it inserts a session restoring from a snapshot.
+            User.objects.select_for_update().filter(pk=snap.owner_id).first()
+            if Session.objects.filter(status__in=list(ACTIVE_STATUSES),
+                                      restored_from_id=snap.pk).exists():
+                result.candidates.remove(snap)
+                continue
+            try:
+                store.destroy_snapshot(snap.full_name)  # False = already gone: still mark it
+            except Exception as exc:  # noqa: BLE001 - reported per snapshot; the run goes on
+                reason = f"{exc.__class__.__name__}: {exc}"[:300]
+                log.warning("snapshot.prune_failed", snapshot=snap.full_name,
+                            user_id=str(snap.owner_id), session_id=str(snap.session_id),
+                            reason=reason)
+                result.failed.append((snap, reason))
+                continue
             marked = Snapshot.objects.filter(pk=snap.pk, deleted_at__isnull=True).update(
                 deleted_at=timezone.now())
         if marked:

@@ -138,3 +138,24 @@ def test_negative_policy_is_refused(store, population):
     with pytest.raises(CommandError):
         run("--keep", "-1")
     assert Snapshot.objects.filter(deleted_at__isnull=False).count() == 1  # only the pre-deleted
+
+
+def test_a_restore_that_begins_during_the_run_keeps_its_snapshot(store, population, gpus,
+                                                                  place_session, monkeypatch):
+    """The candidates are listed once; a user who restores one of them while earlier ones are
+    being destroyed keeps it (the policy always keeps a snapshot being restored from)."""
+    from medforge.ops.retention import snapshots_prune
+
+    first, second = sorted(population[0], key=lambda s: s.created_at)  # the order of the run
+    real = store.destroy_snapshot
+
+    def destroy_then_a_restore_begins(full_name):
+        if full_name == first.full_name:
+            place_session(second.owner, "starting", gpus[2], restored_from=second)
+        return real(full_name)
+
+    monkeypatch.setattr(store, "destroy_snapshot", destroy_then_a_restore_begins)
+    result = snapshots_prune(keep_per_user=2, keep_days=7, force=True, store=store)
+    assert [s.pk for s in result.removed] == [first.pk]
+    second.refresh_from_db()
+    assert second.deleted_at is None and exists(store, second)
