@@ -27,7 +27,18 @@ class HandleField(forms.CharField):
         return super().to_python(value).lower()
 
 
-class SignupForm(forms.Form):
+class _NewPasswordForm(forms.Form):
+    """A form whose ``password`` must be typed twice (``password_again``)."""
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password_again") and \
+                data["password"] != data["password_again"]:
+            self.add_error("password_again", "The two passwords differ.")
+        return data
+
+
+class SignupForm(_NewPasswordForm):
     email = forms.EmailField(max_length=254, widget=forms.EmailInput(
         attrs={"autocomplete": "email", "autofocus": True}))
     handle = HandleField(
@@ -40,13 +51,6 @@ class SignupForm(forms.Form):
     password_again = forms.CharField(
         max_length=256, strip=False, label="Password (again)",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-
-    def clean(self):
-        data = super().clean()
-        if data.get("password") and data.get("password_again") and \
-                data["password"] != data["password_again"]:
-            self.add_error("password_again", "The two passwords differ.")
-        return data
 
 
 class LoginForm(forms.Form):
@@ -63,7 +67,7 @@ class ProfileForm(forms.Form):
     display_name = forms.CharField(max_length=80, required=False, label="Display name")
 
 
-class PasswordChangeForm(forms.Form):
+class PasswordChangeForm(_NewPasswordForm):
     current_password = forms.CharField(
         max_length=256, strip=False, label="Current password",
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
@@ -73,13 +77,6 @@ class PasswordChangeForm(forms.Form):
     password_again = forms.CharField(
         max_length=256, strip=False, label="New password (again)",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-
-    def clean(self):
-        data = super().clean()
-        if data.get("password") and data.get("password_again") and \
-                data["password"] != data["password_again"]:
-            self.add_error("password_again", "The two passwords differ.")
-        return data
 
 
 EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days"),
