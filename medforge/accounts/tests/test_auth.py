@@ -11,6 +11,20 @@ pytestmark = pytest.mark.django_db
 STRONG = "a-long-unusual-passphrase-42"
 
 
+@pytest.fixture(autouse=True)
+def _mid_window_clock(monkeypatch):
+    """Rate limits count in fixed windows; a test whose requests straddle a window edge would
+    see the count restart. The limiter's clock starts 30 s into a 15-minute window and runs
+    at real speed from there."""
+    import time
+    from types import SimpleNamespace
+
+    from medforge.api import ratelimit
+
+    offset = (time.time() // 900 + 1) * 900 + 30 - time.time()
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: time.time() + offset))
+
+
 def signup(client, **over):
     body = {"email": "New@Example.org", "password": STRONG, "handle": "newbie"} | over
     return client.post("/api/v2/auth/signup", body, format="json")
