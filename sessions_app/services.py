@@ -132,6 +132,11 @@ def _allocate(*, user: User, exposure: str, pack: Pack, restored_from: Snapshot 
         try:
             with transaction.atomic():
                 locked = User.objects.select_for_update().get(pk=user.pk)
+                # Retention destroys snapshots under this same lock: re-check here so a restore
+                # racing a prune is refused instead of failing later in the start task.
+                if restored_from is not None and not Snapshot.objects.filter(
+                        pk=restored_from.pk, deleted_at__isnull=True).exists():
+                    raise Problem("snapshot_not_found", "That snapshot was pruned by retention.")
                 active = Session.objects.filter(owner=locked, status__in=ACTIVE_STATUSES).count()
                 limit = locked.max_concurrent_sessions
                 if active >= limit:

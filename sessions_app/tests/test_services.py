@@ -202,6 +202,26 @@ def test_admin_restore_action_creates_a_session_for_the_owner(owner, admin, gpus
     assert Snapshot.objects.filter(pk=snap.pk).exists()
 
 
+def test_restore_of_a_snapshot_pruned_meanwhile_is_refused_and_allocates_nothing(
+        owner, gpus, pack, monkeypatch):
+    """Retention may prune between the restore's first check and the allocation; the check
+    repeated under the owner's lock refuses it instead of starting a doomed session."""
+    old = SessionFactory(owner=owner, pack=pack, gpu=gpus[0], status="stopped")
+    snap = Snapshot.objects.create(session=old, owner=owner, name="stop-1", kind="stop",
+                                   full_name="x@stop-1")
+    real_allocate = services._allocate
+
+    def prune_first(**kwargs):
+        Snapshot.objects.filter(pk=snap.pk).update(deleted_at=timezone.now())
+        return real_allocate(**kwargs)
+
+    monkeypatch.setattr(services, "_allocate", prune_first)
+    with pytest.raises(services.Problem) as refused:
+        services.session_restore(snapshot=snap, by=owner)
+    assert refused.value.code == "snapshot_not_found"
+    assert not Session.objects.filter(restored_from=snap).exists()
+
+
 def test_active_session_counts(owner, stranger, gpus, pack):
     SessionFactory(owner=owner, pack=pack, gpu=gpus[0])
     SessionFactory(owner=owner, pack=pack, gpu=gpus[1], status="stopped")
