@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from urllib.parse import urlencode
 
 import structlog
 from django.conf import settings
@@ -21,11 +22,14 @@ from medforge.ops.metrics import FORWARD_AUTH_DECISIONS, REQUEST_LATENCY
 
 from .activity import activity_note
 from .decision import Decision, forward_auth_decide
+from .hosts import parse_session_host
 
 log = structlog.get_logger(__name__)
 
 PATH = "/api/v2/auth/session-proxy"
 UPSTREAM_HEADER = "X-Upstream"
+# On a 401 the edge sends browser navigations here (Caddy reads it; it never reaches a client).
+LOGIN_HEADER = "X-Medforge-Login"
 
 # Bound metric children once: labels() per request would cost a dict lookup and a lock.
 _DECISIONS = {
@@ -37,6 +41,23 @@ _LATENCY = {
     cls: REQUEST_LATENCY.labels(route=PATH, method="GET", status_class=cls)
     for cls in ("2xx", "4xx", "5xx")
 }
+
+
+def login_url(request) -> str:
+    """The platform's login page on the same edge (scheme and port of the request), with the
+    IDE the browser asked for as `next` when the host is a session host."""
+    host = request.META.get("HTTP_HOST", "")
+    scheme = request.META.get("HTTP_X_FORWARDED_PROTO", "")
+    scheme = scheme if scheme in ("http", "https") else settings.PUBLIC_SCHEME
+    _, sep, port = host.rpartition(":")
+    port = f":{port}" if sep and port.isdigit() else ""
+    url = f"{scheme}://{settings.BASE_DOMAIN}{port}{settings.LOGIN_URL}"
+    if parse_session_host(host) is None:
+        return url
+    uri = request.META.get("HTTP_X_FORWARDED_URI", "/")
+    if not uri.startswith("/") or uri.startswith("//"):
+        uri = "/"
+    return f"{url}?{urlencode({'next': f'{scheme}://{host}{uri}'})}"
 
 
 def decision_response(request, decision: Decision, request_id: str) -> HttpResponse:
@@ -59,6 +80,7 @@ def decision_response(request, decision: Decision, request_id: str) -> HttpRespo
                                 status=decision.status, content_type=PROBLEM_CONTENT_TYPE)
         if decision.status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="medforge"'
+            response[LOGIN_HEADER] = login_url(request)
     # CommonMiddleware, which would add it, is skipped: without a length neither Caddy nor
     # gunicorn can keep the connection alive, and every check would pay a new TCP connection.
     response["Content-Length"] = str(len(response.content))

@@ -11,6 +11,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -170,6 +171,25 @@ def echoed_headers(resp: requests.Response) -> dict:
 def test_no_credentials_is_401(browser, owner, running):
     s = running(owner)
     assert_refused(browser.get(host_for(s.slug)), 401, "not_authenticated")
+
+
+def test_a_browser_without_sign_in_is_sent_to_login_with_the_ide_as_next(browser, owner, stranger,
+                                                                        running):
+    s = running(owner)
+    host = host_for(s.slug)
+    resp = browser.get(host, "/folder/?x=1&y=2", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert resp.status_code == 302, (resp.status_code, resp.text[:300])
+    location = resp.headers["Location"]
+    assert location.startswith(f"http://medforge.localhost:{browser.port}/login/?next=")
+    assert parse_qs(urlsplit(location).query)["next"] == [f"http://{host}:{browser.port}/folder/?x=1&y=2"]
+    assert "X-Medforge-Login" not in resp.headers
+    # Scripts, API clients and WebSocket handshakes keep the plain 401 (and no login header).
+    plain = browser.get(host, headers={"Accept": "application/json"})
+    assert_refused(plain, 401, "not_authenticated")
+    assert "X-Medforge-Login" not in plain.headers and "WWW-Authenticate" in plain.headers
+    # Only a missing sign-in redirects: a signed-in stranger's browser still gets 403.
+    assert_refused(browser.get(host, cookie=session_cookie(stranger), headers={"Accept": "text/html"}),
+                   403, "permission_denied")
 
 
 def test_stranger_403_owner_200_admin_200(browser, owner, stranger, admin, running):

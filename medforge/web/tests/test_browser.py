@@ -260,10 +260,18 @@ def test_new_user_runs_a_session_opens_the_ide_through_caddy_and_stops_it(
     shot(ide, "ide-through-caddy")
     ide.close()
 
-    # A stranger's browser (no platform cookie) is refused by forward auth.
+    # A browser without the platform cookie is sent by the edge to the login page, with the
+    # IDE as `next`; signing in there as the owner lands on the IDE.
     other = open_page()
-    response = other.goto(f"http://s-{session.slug}.external.{settings.BASE_DOMAIN}:{caddy}/")
-    assert response.status == 401
+    ide_url = f"http://s-{session.slug}.external.{settings.BASE_DOMAIN}:{caddy}/"
+    other.goto(ide_url)
+    assert other.url.startswith(f"http://{settings.BASE_DOMAIN}:{caddy}/login/?next=")
+    expect(other.get_by_role("heading", name="MedForge stand-in IDE")).to_have_count(0)
+    other.get_by_label("Email").fill("ada@example.org")
+    other.get_by_label("Password").fill("a-long-enough-pass")
+    other.get_by_role("button", name="Sign in").click()
+    expect(other.get_by_role("heading", name="MedForge stand-in IDE")).to_be_visible()
+    assert other.url == ide_url
 
     # Stop, with confirmation; the page follows stopping → stopped and shows the snapshot.
     page.get_by_role("link", name="Stop…").click()

@@ -98,6 +98,20 @@ def test_login_wrong_password_then_right_one_goes_to_next(browse, owner):
     assert resp["Location"] == "/"
 
 
+@pytest.mark.parametrize(("target", "followed"), [
+    ("http://s-abcdefgh.external.medforge.localhost:8000/lab?x=1", True),
+    ("http://s-abcdefgh.internal.medforge.localhost/", True),
+    ("http://s-abcdefgh.external.medforge.localhost.evil.example/", False),
+    ("http://x-abcdefgh.external.medforge.localhost/", False),
+    ("javascript:alert(1)", False),
+])
+def test_login_returns_to_the_ide_the_edge_sent_us_from(browse, owner, target, followed):
+    resp = browse().post("/login/", {"email": owner.email, "password": DEFAULT_PASSWORD,
+                                     "next": target})
+    assert resp.status_code == 302
+    assert resp["Location"] == (target if followed else "/")
+
+
 def test_pages_need_sign_in_and_logout_needs_post(browse, owner):
     assert browse().get("/sessions/")["Location"].startswith("/login/?next=/sessions/")
     client = browse(owner)

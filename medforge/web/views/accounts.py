@@ -3,6 +3,7 @@ services (the same rules as the API: throttles, password validators, audit)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.shortcuts import redirect
@@ -14,6 +15,7 @@ from medforge.accounts import selectors as account_selectors
 from medforge.accounts import services as account_services
 from medforge.accounts.models import ApiToken
 from medforge.api.problems import Problem
+from routing.hosts import parse_session_host
 
 from ..forms import (
     LoginForm,
@@ -26,8 +28,14 @@ from ..pages import apply_problem, member_page, page
 
 
 def _next_url(request, default: str = "/") -> str:
+    """Where to go after signing in: this host, or a session host of this platform (the edge
+    sends a browser that opened an IDE link without a valid sign-in here with it as `next`)."""
     target = request.POST.get("next") or request.GET.get("next") or default
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+    allowed = {request.get_host()}
+    netloc = urlsplit(target).netloc
+    if netloc and parse_session_host(netloc) is not None:
+        allowed.add(netloc)
+    if url_has_allowed_host_and_scheme(target, allowed_hosts=allowed,
                                        require_https=request.is_secure()):
         return target
     return default
