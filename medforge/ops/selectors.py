@@ -239,4 +239,13 @@ def platform_status(*, include_private: bool) -> dict[str, Any]:
     if include_private:
         data["users"] = user_counts()
         data["submissions"] = submissions_by_status()
+    else:
+        # Exception text can name internal hosts, paths and datasets: operators only.
+        if telemetry_error:
+            data["gpus"]["telemetry_error"] = PUBLIC_ERROR
+        if "error" in data["storage"]:
+            data["storage"]["error"] = PUBLIC_ERROR
     return data
+
+
+PUBLIC_ERROR = "unavailable (administrators see the reason)"
