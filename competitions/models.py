@@ -159,6 +159,9 @@ class Submission(models.Model):
     # services.MAX_INTERRUPTED_RUNS so a file that kills workers does not loop forever.
     interrupted_runs = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+    # When it (last) became `queued`, or was last re-sent by requeue_stale: a queued row is
+    # re-sent at most once per QUEUED_STALE_SECONDS, however long the backlog.
+    queued_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     scoring_started_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
 
@@ -169,6 +172,7 @@ class Submission(models.Model):
             models.Index(fields=["user", "competition", "created_at"]),
             # requeue_stale
             models.Index(fields=["status", "scoring_started_at"]),
+            models.Index(fields=["status", "queued_at"]),
         ]
 
     def __str__(self) -> str:

@@ -21,6 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from competitions.dataroots import (
@@ -388,8 +389,9 @@ def submission_release(*, submission_id: int, attempt: int) -> bool:
         if sub is None:
             return False
         sub.status = SubmissionStatus.QUEUED
+        sub.queued_at = timezone.now()
         sub.interrupted_runs += 1
-        sub.save(update_fields=["status", "interrupted_runs"])
+        sub.save(update_fields=["status", "queued_at", "interrupted_runs"])
     return True
 
 
@@ -453,10 +455,12 @@ def submission_rescore(*, submission: Submission, by, request=None) -> Submissio
         sub = Submission.objects.select_for_update().get(pk=submission.pk)
         previous = sub.status
         sub.status = SubmissionStatus.QUEUED
+        sub.queued_at = timezone.now()
         sub.error = ""
         sub.interrupted_runs = 0
         sub.scoring_started_at = None
-        sub.save(update_fields=["status", "error", "interrupted_runs", "scoring_started_at"])
+        sub.save(update_fields=["status", "queued_at", "error", "interrupted_runs",
+                                "scoring_started_at"])
         audit_record(actor=by, action="submission.rescore", target=sub,
                      data={"previous_status": previous, "competition": submission.competition.slug},
                      request=request)
@@ -494,15 +498,22 @@ def submissions_requeue_stale(*, now: dt.datetime | None = None, scoring_stale_a
                 counts["failed"] += 1
             else:
                 sub.status = SubmissionStatus.QUEUED
+                sub.queued_at = now
                 counts["requeued"] += 1
                 transaction.on_commit(lambda pk=pk: _enqueue_scoring(pk))
             sub.interrupted_runs += 1
-            sub.save(update_fields=["status", "error", "scored_at", "interrupted_runs"])
+            sub.save(update_fields=["status", "queued_at", "error", "scored_at", "interrupted_runs"])
     lost_before = now - dt.timedelta(seconds=queued_stale_after)
     lost = list(
-        Submission.objects.filter(status=SubmissionStatus.QUEUED, created_at__lte=lost_before)
-        .exclude(pk__in=[pk for pk, _ in stuck]).order_by("created_at").values_list("pk", flat=True)[:batch]
+        Submission.objects.filter(status=SubmissionStatus.QUEUED)
+        .filter(Q(queued_at__lte=lost_before) | Q(queued_at__isnull=True, created_at__lte=lost_before))
+        .exclude(pk__in=[pk for pk, _ in stuck]).order_by("queued_at", "created_at")
+        .values_list("pk", flat=True)[:batch]
     )
+    if lost:
+        # Stamp first: the next pass re-sends these only if they are still queued a full
+        # QUEUED_STALE_SECONDS later, so a long backlog is not flooded with duplicates.
+        Submission.objects.filter(pk__in=lost, status=SubmissionStatus.QUEUED).update(queued_at=now)
     for pk in lost:
         _enqueue_scoring(pk)
         counts["resent"] += 1

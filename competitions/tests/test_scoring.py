@@ -180,7 +180,8 @@ def test_requeue_stale_recovers_stuck_rows_and_gives_up_after_repeated_crashes(t
     services.submission_claim(submission_id=hopeless.pk)
     Submission.objects.filter(pk=hopeless.pk).update(interrupted_runs=services.MAX_INTERRUPTED_RUNS - 1)
     lost = submit(owner, titanic, titanic_csv())  # its message never reached a worker
-    Submission.objects.filter(pk=lost.pk).update(created_at=timezone.now() - dt.timedelta(hours=1))
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Submission.objects.filter(pk=lost.pk).update(created_at=an_hour_ago, queued_at=an_hour_ago)
 
     # fresh claims are left alone: their worker may still be running
     assert services.submissions_requeue_stale() == {"requeued": 0, "failed": 0, "resent": 1}
@@ -194,6 +195,36 @@ def test_requeue_stale_recovers_stuck_rows_and_gives_up_after_repeated_crashes(t
     assert hopeless.status == SubmissionStatus.FAILED and "interrupted" in hopeless.error
     assert stuck.pk in sent and lost.pk in sent
     assert services.submission_score(submission_id=stuck.pk) == "scored"
+
+
+def test_a_queued_row_is_resent_at_most_once_per_window_however_long_the_backlog(
+        titanic, owner, monkeypatch):
+    sent: list[int] = []
+    monkeypatch.setattr(services, "_enqueue_scoring", sent.append)
+    waiting = submit(owner, titanic, titanic_csv())
+    an_hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Submission.objects.filter(pk=waiting.pk).update(created_at=an_hour_ago, queued_at=an_hour_ago)
+    now = timezone.now()
+    assert services.submissions_requeue_stale(now=now)["resent"] == 1
+    # A backlog keeps it queued: the next passes of the same window leave it alone...
+    for minutes in (1, 2, 4):
+        later = now + dt.timedelta(minutes=minutes)
+        assert services.submissions_requeue_stale(now=later)["resent"] == 0
+    # ...and once a full window has passed it is sent again.
+    window = dt.timedelta(seconds=services.QUEUED_STALE_SECONDS + 1)
+    assert services.submissions_requeue_stale(now=now + window)["resent"] == 1
+    assert sent == [waiting.pk, waiting.pk]
+
+
+def test_a_rescored_old_submission_is_not_resent_at_once(titanic, owner, admin, monkeypatch):
+    sent: list[int] = []
+    monkeypatch.setattr(services, "_enqueue_scoring", sent.append)
+    old = submit(owner, titanic, titanic_csv())
+    Submission.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=3),
+                                                status=SubmissionStatus.SCORED)
+    services.submission_rescore(submission=Submission.objects.get(pk=old.pk), by=admin)
+    sent.clear()  # the rescore's own message
+    assert services.submissions_requeue_stale()["resent"] == 0
 
 
 def _score_until_killed(submission_id: int) -> None:
