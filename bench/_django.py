@@ -39,3 +39,20 @@ def setup(*, fresh: bool = True, db_name: str = "medforge_bench") -> None:
 
 def target_line(name: str, measured: float, goal: str, ok: bool, fmt: str = ".3f") -> str:
     return f"TARGET {name} measured={measured:{fmt}} goal={goal} {'PASS' if ok else 'FAIL'}"
+
+
+def remove_bench_docker(api, networks: tuple[str, ...], workspaces: str) -> None:
+    """Remove every container on the bench's own networks, the networks, and its workspaces."""
+    import shutil
+
+    import docker
+
+    for row in api.containers(all=True, filters={"network": list(networks)}):
+        api.remove_container(row["Id"], force=True)
+    for name in networks:
+        try:
+            api.remove_network(name)
+        except docker.errors.APIError:
+            pass
+    api.close()
+    shutil.rmtree(workspaces, ignore_errors=True)

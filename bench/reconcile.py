@@ -14,7 +14,6 @@ end.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ os.environ.update({"SESSION_EXTERNAL_NETWORK": EXT, "SESSION_INTERNAL_NETWORK": 
                    "WORKSPACE_ROOT": WORKSPACES, "GPU_STATIC_COUNT": "500",
                    "SESSION_MEMORY_LIMIT": "128m"})
 
-from _django import setup, target_line
+from _django import remove_bench_docker, setup, target_line
 
 
 def main() -> int:
@@ -98,15 +97,7 @@ def main() -> int:
         print(f"created 490 more sessions with containers in {time.perf_counter() - t0:.0f}s")
         measure("500", 500)
     finally:
-        for row in api.containers(all=True, filters={"network": [EXT, INT]}):
-            api.remove_container(row["Id"], force=True)
-        for name in (EXT, INT):
-            try:
-                api.remove_network(name)
-            except docker.errors.APIError:
-                pass
-        api.close()
-        shutil.rmtree(WORKSPACES, ignore_errors=True)
+        remove_bench_docker(api, (EXT, INT), WORKSPACES)
 
     c10, _, q10 = results["10"]
     c500, s500, q500 = results["500"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -48,7 +47,7 @@ ENV = {
 }
 os.environ.update(ENV)
 
-from _django import setup, target_line
+from _django import remove_bench_docker, setup, target_line
 
 
 def build_image() -> str:
@@ -184,15 +183,7 @@ def main() -> int:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
-        for row in api.containers(all=True, filters={"network": [EXT, INT]}):
-            api.remove_container(row["Id"], force=True)
-        for name in (EXT, INT):
-            try:
-                api.remove_network(name)
-            except docker.errors.APIError:
-                pass
-        api.close()
-        shutil.rmtree(WORKSPACES, ignore_errors=True)
+        remove_bench_docker(api, (EXT, INT), WORKSPACES)
 
     b, c, p = statistics.median(bare), statistics.median(cli), statistics.median(platform)
     ratio = p / c

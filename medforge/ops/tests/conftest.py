@@ -1,9 +1,13 @@
 """Fixtures for the operations tests: GPUs, a pack, and sessions placed in a given state."""
 from __future__ import annotations
 
+import io
 import itertools
+import json
+import logging
 
 import pytest
+import structlog
 from django.utils import timezone
 
 from sessions_app.models import GPU, TERMINAL_STATUSES, Pack, Session
@@ -39,3 +43,24 @@ def place_session(pack):
             stopped_at=None if active else now, **extra)
 
     return make
+
+
+@pytest.fixture
+def json_lines():
+    """json_lines() → what the platform logged so far, rendered by its own JSON formatter."""
+    root = logging.getLogger()
+    formatter = next(h.formatter for h in root.handlers
+                     if isinstance(h.formatter, structlog.stdlib.ProcessorFormatter))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        structlog.contextvars.clear_contextvars()

@@ -3,12 +3,7 @@ local pack) seen from the operator's side: /metrics, /api/v2/status and the JSON
 follow it. Docker fixtures come from the sessions tests (their own networks, cleaned up)."""
 from __future__ import annotations
 
-import io
-import json
-import logging
-
 import pytest
-import structlog
 from prometheus_client.parser import text_string_to_metric_families
 
 from medforge.api.testing import schema_validator
@@ -37,20 +32,6 @@ def status(client) -> dict:
     resp = client.get("/api/v2/status")
     schema_validator().validate("GET", "/api/v2/status", resp)
     return resp.json()["data"]
-
-
-@pytest.fixture
-def json_lines():
-    root = logging.getLogger()
-    formatter = next(h.formatter for h in root.handlers
-                     if isinstance(h.formatter, structlog.stdlib.ProcessorFormatter))
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    root.addHandler(handler)
-    yield lambda: [json.loads(x) for x in stream.getvalue().splitlines() if x.strip()]
-    root.removeHandler(handler)
-    structlog.contextvars.clear_contextvars()
 
 
 def test_metrics_status_and_logs_follow_a_real_session(client, owner, gpus,

@@ -2,9 +2,6 @@
 tasks the correlation id of the request that queued them plus the task id."""
 from __future__ import annotations
 
-import io
-import json
-import logging
 import time
 import uuid
 
@@ -18,27 +15,6 @@ from medforge.ops.logcontext import bind_session, session_fields
 @app.task(name="medforge.ops.tests.log_probe")
 def log_probe(marker: str) -> None:
     structlog.get_logger("medforge.ops.tests").info("probe.ran", marker=marker)
-
-
-@pytest.fixture
-def json_lines():
-    """Collects what the platform logs, rendered by its own JSON formatter."""
-    root = logging.getLogger()
-    formatter = next(h.formatter for h in root.handlers
-                     if isinstance(h.formatter, structlog.stdlib.ProcessorFormatter))
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
-    root.addHandler(handler)
-
-    def lines() -> list[dict]:
-        return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-
-    try:
-        yield lines
-    finally:
-        root.removeHandler(handler)
-        structlog.contextvars.clear_contextvars()
 
 
 @pytest.mark.django_db
