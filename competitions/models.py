@@ -20,14 +20,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from competitions.metrics import METRICS
+from medforge.core.exposure import Exposure  # noqa: F401  (re-exported: the models' choices)
 
 SLUG_RE = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 slug_validator = RegexValidator(SLUG_RE, "lowercase letters, digits and '-' (no leading/trailing '-').")
-
-
-class Exposure(models.TextChoices):
-    EXTERNAL = "external", "External"
-    INTERNAL = "internal", "Internal"
 
 
 class Board(models.TextChoices):

@@ -31,13 +31,14 @@ from competitions.models import (
 )
 from competitions.services import submissions_today
 from medforge.api.problems import Problem
+from medforge.core.exposure import may_use
 
 FILE_AREAS = ("public", "training")
 MAX_LISTED_FILES = 5000
 
 
 def require_exposure(*, user, exposure: str) -> None:
-    if exposure == "internal" and not getattr(user, "may_use_internal", False):
+    if not may_use(user, exposure):
         raise Problem("internal_access_required",
                       "The INTERNAL surface is for entitled users; ask an administrator for access.")
 

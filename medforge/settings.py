@@ -74,7 +74,8 @@ INSTALLED_APPS = [
     "sessions_app",
     "competitions",
     "routing",
-    "medforge.web",
+    "status",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -174,11 +175,20 @@ CELERY_TASK_ROUTES = {"competitions.tasks.*": {"queue": "scoring"}}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Beat entries are named for their cadence; each expires when the next one is due.
-from sessions_app.beat import beat_schedule as _session_beats  # noqa: E402
-
+# Every beat entry of the platform, in this one place, named for its cadence. Each expires when
+# the next one is due: a pass queued behind a busy worker is worthless by then.
+SESSION_POLL_INTERVAL_SECONDS = max(1, env.int("SESSION_POLL_INTERVAL_SECONDS", default=30))
 CELERY_BEAT_SCHEDULE = {
-    **_session_beats(env.int("SESSION_POLL_INTERVAL_SECONDS", default=30)),
+    "sessions-reconcile-every-poll-interval": {
+        "task": "sessions_app.tasks.reconcile",
+        "schedule": float(SESSION_POLL_INTERVAL_SECONDS),
+        "options": {"expires": float(SESSION_POLL_INTERVAL_SECONDS)},
+    },
+    "sessions-cull-idle-every-minute": {
+        "task": "sessions_app.tasks.cull_idle",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "competitions-requeue-stale-scoring-every-minute": {
         "task": "competitions.tasks.requeue_stale",
         "schedule": 60.0,
@@ -267,7 +277,6 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS = ["X-Request-Id", "Retry-After"]
 
 # --- Sessions (GPU IDE containers) ----------------------------------------------------------
-SESSION_POLL_INTERVAL_SECONDS = env.int("SESSION_POLL_INTERVAL_SECONDS", default=30)
 SESSION_POLL_BACKOFF_MAX_SECONDS = env.int("SESSION_POLL_BACKOFF_MAX_SECONDS", default=300)
 SESSION_START_TIMEOUT_SECONDS = env.int("SESSION_START_TIMEOUT_SECONDS", default=300)
 SESSION_STOP_TIMEOUT_SECONDS = env.int("SESSION_STOP_TIMEOUT_SECONDS", default=30)

@@ -5,7 +5,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from medforge.api.converters import ExposureConverter
-from medforge.ops import views as ops_views
+from status import views as ops_views
 
 register_converter(ExposureConverter, "exposure")
 
@@ -14,7 +14,7 @@ api_v2 = [
     path("", include("sessions_app.urls")),
     path("", include("competitions.urls")),
     path("", include("routing.urls")),
-    path("", include("medforge.ops.urls")),
+    path("", include("status.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -25,7 +25,7 @@ urlpatterns = [
     path("metrics", ops_views.metrics, name="metrics"),
     path("api/v2/", include(api_v2)),
     path("admin/", admin.site.urls),
-    path("", include("medforge.web.urls")),
+    path("", include("web.urls")),
 ]
 
 admin.site.site_header = "MedForge operations"

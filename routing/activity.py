@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 import structlog
 from django.conf import settings
 
+from sessions_app import services as session_services
+
 log = structlog.get_logger(__name__)
 
 _pending: dict[str, float] = {}
 _lock = threading.Lock()
 _last_flush = time.monotonic()
-_missing_service_logged = False
 
 
 def flush_seconds() -> float:
@@ -40,7 +41,7 @@ def activity_flush() -> int:
 
     On failure the notes are kept (newest time per slug wins) for the next attempt.
     """
-    global _last_flush, _pending, _missing_service_logged
+    global _last_flush, _pending
     with _lock:
         _last_flush = time.monotonic()
         if not _pending:
@@ -51,15 +52,7 @@ def activity_flush() -> int:
         notes = list(batch.items())
     seen = {slug: datetime.fromtimestamp(ts, tz=UTC) for slug, ts in notes}
     try:
-        from sessions_app.services import session_record_activity
-    except ImportError:
-        if not _missing_service_logged:
-            log.warning("forward_auth.activity_unrecorded",
-                        reason="sessions_app.services.session_record_activity is missing")
-            _missing_service_logged = True
-        return 0
-    try:
-        session_record_activity(seen=seen)
+        session_services.session_record_activity(seen=seen)
     except Exception:
         log.warning("forward_auth.activity_flush_failed", sessions=len(seen), exc_info=True)
         with _lock:

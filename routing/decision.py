@@ -11,10 +11,14 @@ from typing import NamedTuple
 
 from django.conf import settings
 
+from medforge.accounts.authentication import resolve_token
+from medforge.accounts.models import ApiToken, User
 from medforge.accounts.tokens import hash_secret, token_from_header
+from medforge.core.exposure import INTERNAL, entitled
+from medforge.core.hosts import parse_session_host
+from sessions_app.models import Session, SessionStatus
 
 from . import cache
-from .hosts import parse_session_host
 
 
 class Decision(NamedTuple):
@@ -48,13 +52,9 @@ def _deny(status: int, code: str, detail: str, state: _Cold, slug: str | None = 
 # --- credentials -------------------------------------------------------------------------------
 
 def _token_from_db(secret: str, key: str, state: _Cold) -> tuple[tuple | None, tuple | None]:
-    from medforge.accounts.authentication import resolve_token
-
     state.hit = False
     token = resolve_token(secret)
     if token is None:
-        from medforge.accounts.models import ApiToken
-
         # Unknown, revoked and expired tokens never become valid again; a live token of a
         # deactivated account does on reactivation, so only the former are remembered.
         if not ApiToken.objects.filter(
@@ -129,7 +129,8 @@ def _cookie_from_db(session_key: str, key: str, state: _Cold) -> tuple[tuple | N
 
 def _user_facts(user) -> tuple:
     return (user.auth_version, user.is_active, user.is_staff,
-            user.is_staff or user.can_use_internal)
+            entitled(exposure=INTERNAL, is_staff=user.is_staff,
+                     can_use_internal=user.can_use_internal))
 
 
 def _fill_user(user, state: _Cold) -> tuple:
@@ -139,8 +140,6 @@ def _fill_user(user, state: _Cold) -> tuple:
 
 
 def _user_from_db(user_id: int, state: _Cold) -> tuple | None:
-    from medforge.accounts.models import User
-
     state.hit = False
     row = (
         User.objects.filter(pk=user_id)
@@ -155,8 +154,6 @@ def _user_from_db(user_id: int, state: _Cold) -> tuple | None:
 
 
 def _session_from_db(slug: str, state: _Cold) -> tuple:
-    from sessions_app.models import Session, SessionStatus
-
     state.hit = False
     row = (
         Session.objects.filter(slug=slug)
@@ -253,7 +250,7 @@ def forward_auth_decide(
         return _deny(404, "session_not_found", "No running session at this host.", state,
                      target.slug)
     # 5. internal entitlement
-    if exposure == "internal" and not may_use_internal:
+    if exposure == INTERNAL and not may_use_internal:
         return _deny(403, "internal_access_required",
                      "INTERNAL sessions need the internal entitlement.", state, target.slug)
     # 6. owner or admin

@@ -18,11 +18,11 @@ from django.http import HttpResponse
 
 from medforge.api.middleware import request_id_for
 from medforge.api.problems import PROBLEM_CONTENT_TYPE, REGISTRY, TYPE_BASE
+from medforge.core.hosts import parse_session_host
 from medforge.ops.metrics import FORWARD_AUTH_DECISIONS, REQUEST_LATENCY
 
 from .activity import activity_note
 from .decision import Decision, forward_auth_decide
-from .hosts import parse_session_host
 
 log = structlog.get_logger(__name__)
 

@@ -35,6 +35,7 @@ LABEL_GPU_ID = "medforge.gpu_id"
 LABEL_MANAGED = "medforge.managed"
 MANAGED_FILTER = f"{LABEL_MANAGED}=true"
 
+# The same two words as medforge.core.exposure; runtime/ stays importable without Django.
 EXPOSURES = ("external", "internal")
 GPU_MODES = ("none", "nvidia")
 PUBLISH_MODES = ("loopback", "network")

@@ -19,6 +19,7 @@ from medforge.api.permissions import IsAdmin
 from medforge.api.problems import Problem
 from medforge.api.renderers import EnvelopeJSONRenderer
 from medforge.api.schema import paginated
+from medforge.core.exposure import may_use
 
 from . import selectors, services
 from .models import TERMINAL_STATUSES, Exposure, Session, SessionEvent, SessionStatus
@@ -51,7 +52,7 @@ STATUS_PARAM = OpenApiParameter("status", str, enum=list(SessionStatus.values),
 
 def _surface(request, exposure: str) -> None:
     """The internal surface is for entitled users (and admins) only."""
-    if exposure == Exposure.INTERNAL and not request.user.may_use_internal:
+    if not may_use(request.user, exposure):
         raise Problem("internal_access_required",
                       "The internal surface needs the internal entitlement.")
 

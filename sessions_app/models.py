@@ -16,17 +16,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from medforge.core.exposure import Exposure  # noqa: F401  (re-exported: the models' choices)
+from medforge.core.hosts import ide_url, session_host
+
 SLUG_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # lowercase RFC 4648 base32
 SLUG_RE = re.compile(r"^[a-z2-7]{8}$")
 
 
 def new_slug() -> str:
     return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(8))
-
-
-class Exposure(models.TextChoices):
-    EXTERNAL = "external", "External"
-    INTERNAL = "internal", "Internal"
 
 
 class SessionStatus(models.TextChoices):
@@ -148,7 +146,14 @@ class Session(models.Model):
 
     @property
     def host(self) -> str:
-        return f"s-{self.slug}.{self.exposure}.{settings.BASE_DOMAIN}"
+        return session_host(self.slug, self.exposure)
+
+    @property
+    def ide_url(self) -> str | None:
+        """The "Open IDE" link while the session runs, else None."""
+        if self.status != SessionStatus.RUNNING:
+            return None
+        return ide_url(slug=self.slug, exposure=self.exposure)
 
 
 class SessionEvent(models.Model):

@@ -66,6 +66,15 @@ def session_events(*, session: Session) -> QuerySet[SessionEvent]:
     return SessionEvent.objects.filter(session=session).order_by("id")
 
 
+def active_session_count(*, user: User | None = None) -> int:
+    """Active sessions (starting, running, stopping) across both exposures: the user's, or
+    everyone's. The concurrent-session limit, the sessions page and drain count with this."""
+    qs = Session.objects.filter(status__in=ACTIVE_STATUSES)
+    if user is not None:
+        qs = qs.filter(owner=user)
+    return qs.count()
+
+
 def active_session_counts(user_ids) -> dict[int, int]:
     """Active sessions per user across both exposures; 0 for users with none."""
     ids = list(user_ids)
@@ -103,7 +112,10 @@ def packs_offered(*, exposure: str) -> QuerySet[Pack]:
 
 
 def gpu_overview() -> dict:
-    """GPUs in use / free / disabled, with which session holds each busy one."""
+    """Every GPU in exactly one state, the one definition every page and metric uses:
+    `in_use` (an active session holds it, even if an operator has disabled it since),
+    `free` (enabled, unheld) and `disabled` (set aside by an operator, unheld). The counts
+    add up to `total`."""
     gpus = list(GPU.objects.order_by("index"))
     holders = {s.active_gpu_id: s for s in Session.objects.filter(active_gpu__isnull=False)
                .only("id", "slug", "status", "exposure", "owner_id", "active_gpu_id")}
@@ -122,6 +134,6 @@ def gpu_overview() -> dict:
         "total": len(gpus),
         "in_use": sum(1 for r in rows if r["state"] == "in_use"),
         "free": sum(1 for r in rows if r["state"] == "free"),
-        "disabled": sum(1 for r in rows if not r["enabled"]),
+        "disabled": sum(1 for r in rows if r["state"] == "disabled"),
         "gpus": rows,
     }

@@ -2,21 +2,12 @@
 raw upstream address or container id except the admin variant."""
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from medforge.api.serializers import StrictInputSerializer
 
-from .models import Pack, Session, SessionEvent, SessionStatus, Snapshot
-
-
-def ide_url(session: Session) -> str | None:
-    """scheme://s-<slug>.<exposure>.<base>[:port]/ while the session runs, else None."""
-    if session.status != SessionStatus.RUNNING:
-        return None
-    port = f":{settings.PUBLIC_PORT}" if settings.PUBLIC_PORT else ""
-    return f"{settings.PUBLIC_SCHEME}://{session.host}{port}/"
+from .models import Pack, Session, SessionEvent, Snapshot
 
 
 class PackRefSerializer(serializers.ModelSerializer):
@@ -60,7 +51,7 @@ class SessionSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_ide_url(self, obj: Session) -> str | None:
-        return ide_url(obj)
+        return obj.ide_url
 
 
 class AdminSessionSerializer(SessionSerializer):

@@ -19,12 +19,13 @@ from django.utils import timezone
 from medforge.accounts.models import User
 from medforge.accounts.services import audit_record
 from medforge.api.problems import Problem
+from medforge.core.exposure import may_use
 from medforge.ops.flags import maintenance_on
+from runtime.factory import get_gpu_inventory
 
-from . import dispatch
+from . import dispatch, selectors
 from .hooks import session_changed_on_commit
 from .models import (
-    ACTIVE_STATUSES,
     GPU,
     TERMINAL_STATUSES,
     Exposure,
@@ -137,7 +138,7 @@ def _allocate(*, user: User, exposure: str, pack: Pack, restored_from: Snapshot 
                 if restored_from is not None and not Snapshot.objects.filter(
                         pk=restored_from.pk, deleted_at__isnull=True).exists():
                     raise Problem("snapshot_not_found", "That snapshot was pruned by retention.")
-                active = Session.objects.filter(owner=locked, status__in=ACTIVE_STATUSES).count()
+                active = selectors.active_session_count(user=locked)
                 limit = locked.max_concurrent_sessions
                 if active >= limit:
                     raise Problem(
@@ -179,7 +180,7 @@ def _check_may_start(*, user: User, exposure: str) -> None:
     if maintenance_on():
         raise Problem("maintenance", "The platform is draining for maintenance; new sessions "
                                      "are paused. Running sessions are not affected.")
-    if exposure == Exposure.INTERNAL and not user.may_use_internal:
+    if not may_use(user, exposure):
         raise Problem("internal_access_required",
                       "Internal sessions need the internal entitlement.")
 
@@ -315,8 +316,6 @@ def gpus_sync(*, inventory=None) -> dict[str, list[int]]:
     `last_seen_at`; GPUs no longer discovered are disabled with a note (never deleted: old
     sessions refer to them). An operator's own disable is kept.
     """
-    from runtime.factory import get_gpu_inventory
-
     found = (inventory or get_gpu_inventory()).discover()
     now = timezone.now()
     report: dict[str, list[int]] = {"added": [], "updated": [], "missing": []}

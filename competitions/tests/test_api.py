@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from competitions.models import Competition, Dataset
 from competitions.seeding import CIFAR, RSNA, TITANIC
-from medforge.api.testing import assert_envelope, assert_problem, schema_validator
+from testkit.api import assert_envelope, assert_problem, schema_validator
 
 LIST = "/api/v2/external/competitions"
 

@@ -10,7 +10,7 @@ import pytest
 
 from competitions.models import Competition, Dataset
 from competitions.seeding import TITANIC
-from medforge.api.testing import assert_envelope, assert_problem, schema_validator
+from testkit.api import assert_envelope, assert_problem, schema_validator
 
 BASE = f"/api/v2/external/datasets/{TITANIC}"
 

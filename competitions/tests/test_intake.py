@@ -11,7 +11,7 @@ import pytest
 from competitions.models import Competition, Dataset, Submission
 from competitions.seeding import CIFAR, RSNA, TITANIC
 from competitions.tests.helpers import holdout_rows, multipart_file, titanic_csv
-from medforge.api.testing import assert_envelope, assert_problem, schema_validator
+from testkit.api import assert_envelope, assert_problem, schema_validator
 
 URL = "/api/v2/external/competitions/{slug}/submissions"
 

@@ -15,7 +15,7 @@ from competitions.models import Board, Competition, LeaderboardEntry, Score, Sub
 from competitions.seeding import CIFAR, TITANIC
 from competitions.tests.helpers import holdout_rows, upload
 from medforge.accounts.factories import UserFactory
-from medforge.api.testing import assert_envelope, assert_problem, schema_validator
+from testkit.api import assert_envelope, assert_problem, schema_validator
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 URL = "/api/v2/external/competitions/{slug}/leaderboard"

@@ -22,8 +22,8 @@ from competitions.tests.helpers import holdout_rows, titanic_csv, upload
 from medforge.accounts.factories import UserFactory
 from medforge.accounts.models import AuditLog
 from medforge.api.problems import Problem
-from medforge.api.testing import assert_envelope, assert_problem, schema_validator
 from medforge.celery import app as celery_app
+from testkit.api import assert_envelope, assert_problem, schema_validator
 
 
 def submit(user, competition, data: bytes) -> Submission:

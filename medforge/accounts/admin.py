@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
+from . import services
 from .models import ApiToken, AuditLog, User
 
 
@@ -27,8 +28,6 @@ class UserAdmin(BaseUserAdmin):
     readonly_fields = ["last_login", "date_joined"]
 
     def save_model(self, request, obj, form, change):
-        from . import services
-
         if not change:
             return super().save_model(request, obj, form, change)
         # Role, entitlement, limit and activation go through the service, so they are audited
@@ -43,8 +42,6 @@ class UserAdmin(BaseUserAdmin):
             services.admin_user_update(actor=request.user, user=obj, data=data, request=request)
 
     def user_change_password(self, request, id, form_url=""):
-        from . import services
-
         user = self.get_object(request, unquote(id)) if request.method == "POST" else None
         response = super().user_change_password(request, id, form_url)
         if user is not None and User.objects.filter(pk=user.pk).exclude(
@@ -53,8 +50,6 @@ class UserAdmin(BaseUserAdmin):
         return response
 
     def delete_model(self, request, obj):
-        from . import services
-
         services.user_delete(actor=request.user, user=obj, request=request)
 
     def delete_queryset(self, request, queryset):
@@ -74,8 +69,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
-        from . import services
-
         for token in queryset:
             services.token_revoke(token=token, by=request.user, request=request)
 
@@ -83,8 +76,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request, obj):
-        from . import services
-
         services.token_delete(token=obj, by=request.user, request=request)
 
     def delete_queryset(self, request, queryset):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 _user_callbacks: list[Callable[[int], None]] = []
 _token_callbacks: list[Callable[[str], None]] = []
 _session_key_callbacks: list[Callable[[str], None]] = []
+_session_counter: list[Callable[[list[int]], dict[int, int]]] = []
 
 
 def on_user_changed(fn: Callable[[int], None]) -> Callable[[int], None]:
@@ -42,3 +43,14 @@ def token_revoked(token_hash: str) -> None:
 def session_key_ended(session_key: str) -> None:
     for fn in _session_key_callbacks:
         fn(session_key)
+
+
+def provide_active_session_counts(fn: Callable[[list[int]], dict[int, int]]) -> None:
+    """The sessions app registers its one active-session count here (AppConfig.ready)."""
+    _session_counter[:] = [fn]
+
+
+def active_session_counts(user_ids: list[int]) -> dict[int, int]:
+    if not _session_counter:
+        return {uid: 0 for uid in user_ids}
+    return _session_counter[0](user_ids)

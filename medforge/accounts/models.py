@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from medforge.core.exposure import INTERNAL, may_use
+
 HANDLE_RE = r"^[a-z0-9](?:[a-z0-9_-]{1,28}[a-z0-9])$"
 MAX_SESSIONS_CEILING = 8
 
@@ -90,7 +92,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def may_use_internal(self) -> bool:
-        return self.is_staff or self.can_use_internal
+        return may_use(self, INTERNAL)
 
 
 class ApiToken(models.Model):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from . import hooks
 from .models import ApiToken, User
 
 
@@ -11,12 +12,9 @@ def user_tokens(*, user: User) -> QuerySet[ApiToken]:
 
 
 def active_session_counts(user_ids: list[int]) -> dict[int, int]:
-    """Active sessions per user (across both exposures); zero where the sessions app has none."""
-    try:
-        from sessions_app.selectors import active_session_counts as counts
-    except ImportError:  # sessions app not installed yet
-        return {uid: 0 for uid in user_ids}
-    return counts(user_ids)
+    """Active sessions per user (across both exposures), from the counter the sessions app
+    registers in accounts.hooks (accounts sits below sessions and never imports it)."""
+    return hooks.active_session_counts(user_ids)
 
 
 def users_for_admin(*, query: str | None = None, is_staff: bool | None = None) -> QuerySet[User]:

@@ -1,4 +1,5 @@
-"""The operations app: health, status, metrics, maintenance flags, task log context."""
+"""Operational primitives every floor may use: maintenance flags, heartbeats, metric objects,
+request metrics and task log context. The pages that read them live in status/."""
 from django.apps import AppConfig
 
 

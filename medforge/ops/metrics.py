@@ -3,7 +3,7 @@
 Counters and histograms are recorded where things happen (sessions tasks, scoring, requests,
 forward auth). Under gunicorn/Celery set PROMETHEUS_MULTIPROC_DIR so samples from all
 processes are merged at scrape time; gauges that describe database state (sessions by
-state, GPUs) are computed at scrape time by a collector in medforge/ops/collectors.py.
+state, GPUs) are computed at scrape time by a collector in status/collectors.py.
 """
 from __future__ import annotations
 

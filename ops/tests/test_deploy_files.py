@@ -174,7 +174,7 @@ def exported_names(db) -> set[str]:
     from prometheus_client import Counter, Histogram
 
     from medforge.ops import metrics
-    from medforge.ops.collectors import PlatformStateCollector
+    from status.collectors import PlatformStateCollector
 
     names = {"up"}
     for obj in vars(metrics).values():

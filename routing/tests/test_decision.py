@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from medforge.accounts import services as account_services
 from medforge.accounts.factories import UserFactory
-from medforge.api.testing import assert_problem, schema_validator
 from routing import cache as fa_cache
 from sessions_app.hooks import session_changed_on_commit
 from sessions_app.models import Session
+from testkit.api import assert_problem, schema_validator
 
 from .conftest import PATH, UPSTREAM, host_for, session_cookie
 
@@ -164,7 +164,7 @@ def test_expired_token_is_refused_even_when_cached(caller, owner, make_session, 
 # --- invalidation: every change is seen by the next request --------------------------------------
 
 def test_logout_stops_the_cookie_at_once(owner, make_session, caller):
-    from conftest import make_client
+    from testkit.cast import make_client
 
     s = make_session(owner)
     api = make_client(owner)
@@ -214,7 +214,7 @@ def test_deactivation_and_reactivation_apply_at_once(caller, admin, owner, make_
 
 def test_password_change_ends_other_cookies_but_not_the_changing_one(
         owner, password, make_session, caller, django_capture_on_commit_callbacks):
-    from conftest import make_client
+    from testkit.cast import make_client
 
     s = make_session(owner)
     other_cookie = session_cookie(owner)
@@ -373,7 +373,7 @@ def test_endpoint_is_documented_and_the_routed_view_agrees(caller, owner, strang
 
 
 def test_other_methods_are_not_decisions(owner, make_session):
-    from conftest import make_client
+    from testkit.cast import make_client
 
     s = make_session(owner)
     resp = make_client(owner).post(PATH, HTTP_HOST=host_for(s.slug))

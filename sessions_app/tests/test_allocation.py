@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from conftest import make_client
 from medforge.accounts.factories import UserFactory
 from sessions_app.factories import GPUFactory, PackFactory
 from sessions_app.models import ACTIVE_STATUSES, Session
+from testkit.cast import make_client
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.django_db(transaction=True)]
 

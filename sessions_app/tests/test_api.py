@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from medforge.api.testing import (
+from medforge.ops.flags import MAINTENANCE, set_flag
+from sessions_app.factories import GPUFactory, PackFactory, SessionFactory
+from sessions_app.models import Session, SessionEvent, Snapshot
+from testkit.api import (
     SchemaValidator,
     assert_envelope,
     assert_problem,
     schema_validator,
 )
-from medforge.ops.flags import MAINTENANCE, set_flag
-from sessions_app.factories import GPUFactory, PackFactory, SessionFactory
-from sessions_app.models import Session, SessionEvent, Snapshot
 
 pytestmark = pytest.mark.django_db
 

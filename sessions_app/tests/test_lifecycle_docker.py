@@ -17,8 +17,7 @@ from runtime.factory import get_workspace_store
 from sessions_app import lifecycle, services, tasks
 from sessions_app.factories import PackFactory
 from sessions_app.models import Session, Snapshot
-
-from .conftest import EXT_NET, INT_NET
+from testkit.sessions import EXT_NET, INT_NET
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db, pytest.mark.slow]
 

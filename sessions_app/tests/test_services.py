@@ -10,12 +10,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from medforge.accounts.models import AuditLog
-from medforge.api.testing import assert_problem
 from medforge.ops.flags import maintenance_on
 from runtime.gpus import StaticInventory
 from sessions_app import selectors, services
 from sessions_app.factories import GPUFactory, PackFactory, SessionFactory
 from sessions_app.models import GPU, Pack, Session, Snapshot
+from testkit.api import assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -14,13 +14,12 @@ import pytest
 import redis
 from django.db import connection
 
-from medforge.api.testing import assert_envelope
 from medforge.celery import app as celery_app
 from runtime.factory import get_workspace_store
 from sessions_app import dispatch, tasks
 from sessions_app.models import Session, Snapshot
-
-from .conftest import EXT_NET, INT_NET, REPO, wait_for
+from testkit.api import assert_envelope
+from testkit.sessions import EXT_NET, INT_NET, REPO, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.mariadb, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from medforge.accounts.models import AuditLog
-from medforge.api.testing import assert_envelope, assert_problem
+from testkit.api import assert_envelope, assert_problem
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from conftest import make_client
 from medforge.accounts.models import ApiToken
 from medforge.accounts.tokens import hash_secret
-from medforge.api.testing import assert_envelope, assert_problem
+from testkit.api import assert_envelope, assert_problem
+from testkit.cast import make_client
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from medforge.accounts import services
 from medforge.accounts.api import MeView
-from medforge.api.testing import assert_envelope, assert_problem, schema_validator
+from testkit.api import assert_envelope, assert_problem, schema_validator
 
 pytestmark = pytest.mark.django_db
 

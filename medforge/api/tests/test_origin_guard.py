@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_client
 from medforge.accounts import services
-from medforge.api.testing import assert_problem
+from testkit.api import assert_problem
+from testkit.cast import make_client
 
 pytestmark = pytest.mark.django_db
 

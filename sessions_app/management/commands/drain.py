@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 
 from medforge.accounts.services import audit_record
 from medforge.ops.flags import MAINTENANCE, set_flag
-from sessions_app.models import ACTIVE_STATUSES, Session
+from sessions_app.selectors import active_session_count
 
 
 class Command(BaseCommand):
@@ -17,6 +17,6 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         set_flag(MAINTENANCE, True, reason=opts["reason"])
         audit_record(actor=None, action="platform.drain", data={"reason": opts["reason"]})
-        active = Session.objects.filter(status__in=ACTIVE_STATUSES).count()
+        active = active_session_count()
         self.stdout.write(f"maintenance on: new sessions refused; {active} active session(s) "
                           "keep running")
