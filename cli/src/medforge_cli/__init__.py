@@ -1,0 +1,3 @@
+"""medforge: the MedForge command-line client."""
+
+__version__ = "0.1.0"

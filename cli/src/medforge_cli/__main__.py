@@ -1,0 +1,3 @@
+from medforge_cli.app import main
+
+main()

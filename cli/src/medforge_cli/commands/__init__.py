@@ -1,0 +1,1 @@
+"""The command groups: tokens, packs, sessions, snapshots, competitions."""
