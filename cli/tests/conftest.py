@@ -5,8 +5,14 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+try:
+    import medforge_cli  # noqa: F401 — installed by scripts/test (pip install -e ./cli)
+except ImportError:  # a bare checkout: the offline tests import it from the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 ENV_VARS = ("MEDFORGE_URL", "MEDFORGE_TOKEN", "MEDFORGE_PROFILE", "MEDFORGE_FORMAT",
             "MEDFORGE_PORT_FORWARD_PATH", "MEDFORGE_CONFIG_DIR")
