@@ -19,3 +19,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || { echo "bootstrap: requirements failed to install" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
+# The command-line client (cli/; its dependencies come with requirements.txt): the `medforge`
+# entry point for the local run and the tests. Editable, so cli/ edits need no reinstall.
+if [ ! -x .venv/bin/medforge ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e ./cli \
+    || { echo "bootstrap: installing cli/ failed" >&2; exit 1; }
+fi
