@@ -22,6 +22,8 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from sessions_app.selectors import gpu_overview
+
 from . import selectors
 
 log = structlog.get_logger(__name__)
@@ -73,7 +75,8 @@ class PlatformStateCollector:
 
     @staticmethod
     def _gpus():
-        counts = selectors.gpu_counts()
+        overview = gpu_overview()
+        counts = selectors.gpu_counts(overview=overview)
         g = GaugeMetricFamily("medforge_gpus", "GPUs by state.", labels=["state"])
         for state in ("in_use", "free", "disabled"):
             g.add_metric([state], counts[state])
@@ -86,7 +89,7 @@ class PlatformStateCollector:
                                     labels=["index", "uuid"])
             temp = GaugeMetricFamily("medforge_gpu_temperature_celsius",
                                      "GPU temperature (NVML).", labels=["index", "uuid"])
-            for gpu in selectors.gpu_list(telemetry=telemetry):
+            for gpu in selectors.gpu_list(telemetry=telemetry, overview=overview):
                 figures = telemetry.get(gpu["uuid"]) or {}
                 labels = [str(gpu["index"]), gpu["uuid"]]
                 if figures.get("utilization_pct") is not None:

@@ -21,7 +21,7 @@ from medforge.ops import heartbeat
 from medforge.ops.flags import maintenance_on
 from medforge.ops.models import Heartbeat
 from runtime.factory import get_gpu_inventory, get_workspace_store
-from sessions_app.models import GPU, Session, SessionStatus
+from sessions_app.models import Session, SessionStatus
 from sessions_app.selectors import gpu_overview
 
 log = structlog.get_logger(__name__)
@@ -32,13 +32,8 @@ _REDIS_PRIORITY_SEP = "\x06\x16"
 _REDIS_PRIORITY_STEPS = (3, 6, 9)
 
 
-def _session_models():
-    return GPU, Session, SessionStatus
-
-
 def sessions_by_state() -> dict[str, int]:
     """Count of sessions in each status; every status is present (0 when none)."""
-    _, Session, SessionStatus = _session_models()
     counts = {value: 0 for value in SessionStatus.values}
     for row in Session.objects.order_by().values("status").annotate(n=Count("pk")):
         counts[row["status"]] = row["n"]
@@ -48,7 +43,6 @@ def sessions_by_state() -> dict[str, int]:
 def sessions_oldest_age_seconds() -> dict[str, float | None]:
     """Age of the oldest session still `starting` (since created) and still `stopping`
     (since the stop was requested); None when there is none. Stuck-session alerts read it."""
-    _, Session, SessionStatus = _session_models()
     now = timezone.now()
     starting = Session.objects.filter(status=SessionStatus.STARTING).aggregate(
         at=Min("created_at"))["at"]
@@ -62,9 +56,10 @@ def sessions_oldest_age_seconds() -> dict[str, float | None]:
     }
 
 
-def gpu_counts() -> dict[str, int]:
-    """GPUs by state, from the sessions app's one GPU-state selector."""
-    overview = gpu_overview()
+def gpu_counts(*, overview: dict | None = None) -> dict[str, int]:
+    """GPUs by state, from the sessions app's one GPU-state selector (pass an `overview` the
+    caller already read, so one page reads the GPUs once)."""
+    overview = overview or gpu_overview()
     return {key: overview[key] for key in ("total", "in_use", "free", "disabled")}
 
 
@@ -76,11 +71,12 @@ def gpu_telemetry() -> tuple[dict[str, dict], str | None]:
         return {}, f"{exc.__class__.__name__}: {exc}"[:200]
 
 
-def gpu_list(*, telemetry: dict[str, dict] | None = None) -> list[dict[str, Any]]:
+def gpu_list(*, telemetry: dict[str, dict] | None = None,
+             overview: dict | None = None) -> list[dict[str, Any]]:
     """Each GPU with its state (the sessions app's one definition) and NVML figures."""
     telemetry = telemetry or {}
     out = []
-    for row in gpu_overview()["gpus"]:
+    for row in (overview or gpu_overview())["gpus"]:
         figures = telemetry.get(row["uuid"]) or {}
         out.append({
             "index": row["index"],
@@ -196,7 +192,8 @@ def platform_status(*, include_private: bool) -> dict[str, Any]:
     """The status page: public figures for everyone; user and submission counts only when
     `include_private` (staff)."""
     telemetry, telemetry_error = gpu_telemetry()
-    counts = gpu_counts()
+    overview = gpu_overview()
+    counts = gpu_counts(overview=overview)
     age = None
     try:
         age = heartbeat.age_seconds(heartbeat.RECONCILE)
@@ -209,7 +206,7 @@ def platform_status(*, include_private: bool) -> dict[str, Any]:
             **counts,
             "telemetry_available": bool(telemetry),
             "telemetry_error": telemetry_error,
-            "devices": gpu_list(telemetry=telemetry),
+            "devices": gpu_list(telemetry=telemetry, overview=overview),
         },
         "sessions": sessions_by_state(),
         "queues": queue_depths(),
